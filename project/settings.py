@@ -1,0 +1,185 @@
+"""Greenroom settings: the only module that reads the environment.
+
+Every setting below can be set from an environment variable of the same name; `docs/settings.md`
+lists them all with their defaults. Nothing else in the code base calls `os.environ`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# var/ holds everything a local run writes: the SQLite database, the embedded Redis, logs, media.
+VAR_DIR = Path(env.str("GREENROOM_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = env.str("SECRET_KEY", default="greenroom-insecure-development-key-change-me")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dramatiq",
+    "workers",
+    "schedules",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+# DATABASE_URL, e.g. postgres://user@127.0.0.1:5432/greenroom; default: SQLite in var/.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'greenroom.sqlite3'}"),
+}
+# Workers keep their connection between messages (reconnecting per message costs ~4x throughput on
+# PostgreSQL); django_dramatiq's DbConnectionsMiddleware drops connections that are too old or broken.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes write at once: WAL lets readers run beside the writer, IMMEDIATE takes
+    # the write lock at BEGIN (so no deadlock on lock upgrade) and the busy timeout makes writers queue
+    # instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("GREENROOM_SQLITE_TIMEOUT", default=30),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # The test database must be a file: worker processes started by the tests open it too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-greenroom.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+LOGIN_URL = "admin:login"
+
+# Request bodies larger than this are refused with 413 by the API (Django's own check, reused).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("GREENROOM_MAX_BODY_BYTES", default=256 * 1024)
+
+# --- Broker -------------------------------------------------------------------------------------
+# GREENROOM_BROKER_URL: redis://host:port/db or unix:///path/redis.sock. Empty means "embedded":
+# `manage.py runstack` starts a private redis-server listening on this unix socket under var/.
+GREENROOM_EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis" / "redis.sock"
+if len(str(GREENROOM_EMBEDDED_REDIS_SOCKET)) > 100:  # unix socket paths are limited to ~107 bytes
+    import hashlib
+
+    _digest = hashlib.sha256(str(VAR_DIR).encode()).hexdigest()[:12]
+    GREENROOM_EMBEDDED_REDIS_SOCKET = Path("/tmp") / f"greenroom-{_digest}" / "redis.sock"  # noqa: S108
+GREENROOM_BROKER_URL = env.str("GREENROOM_BROKER_URL", default="")
+GREENROOM_BROKER_EMBEDDED = not GREENROOM_BROKER_URL
+if GREENROOM_BROKER_EMBEDDED:
+    GREENROOM_BROKER_URL = f"unix://{GREENROOM_EMBEDDED_REDIS_SOCKET}"
+
+# Redis broker tuning (see docs/settings.md): a SIGKILLed worker's messages come back after the
+# heartbeat timeout plus the wait for a maintenance run; Dramatiq's defaults (60 s, 0.1 %) measured
+# 84-297 s here, these measure under 30 s.
+GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS = env.int("GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS", default=15_000)
+GREENROOM_REDIS_MAINTENANCE_CHANCE = env.int("GREENROOM_REDIS_MAINTENANCE_CHANCE", default=100_000)
+
+DRAMATIQ_BROKER = {
+    "BROKER": "project.broker.GreenroomRedisBroker",
+    "OPTIONS": {
+        "url": GREENROOM_BROKER_URL,
+        "heartbeat_timeout": GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS,
+        "maintenance_chance": GREENROOM_REDIS_MAINTENANCE_CHANCE,
+    },
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.CurrentMessage",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+        "workers.middleware.LedgerRetries",
+        "workers.middleware.WorkerHousekeeping",
+        "workers.middleware.MemoryCap",
+    ],
+}
+# rundramatiq imports `<app>.jobs` of every installed app: the catalogue lives in workers/jobs/.
+DRAMATIQ_AUTODISCOVER_MODULES = ["jobs"]
+
+# --- Greenroom ----------------------------------------------------------------------------------
+# Run jobs inline, through the same ledger, instead of publishing them (for tests and demos).
+GREENROOM_EAGER = env.bool("GREENROOM_EAGER", default=False)
+# Seconds between two progress writes of one job (progress() calls in between only count).
+GREENROOM_PROGRESS_INTERVAL = env.float("GREENROOM_PROGRESS_INTERVAL", default=0.5)
+# Seconds between heartbeats of running jobs; a RUNNING row whose heartbeat is older than
+# GREENROOM_STALE_AFTER is taken back by the reconciler (and may be restarted by a redelivery).
+GREENROOM_HEARTBEAT_INTERVAL = env.float("GREENROOM_HEARTBEAT_INTERVAL", default=3.0)
+GREENROOM_STALE_AFTER = env.float("GREENROOM_STALE_AFTER", default=12.0)
+# Seconds between two runs of the outbox relay / reconciler in each worker process.
+GREENROOM_RELAY_INTERVAL = env.float("GREENROOM_RELAY_INTERVAL", default=5.0)
+# Resident memory (MiB) after which a worker process finishes its jobs and is replaced; 0 = no cap.
+GREENROOM_WORKER_MEMORY_CAP_MB = env.int("GREENROOM_WORKER_MEMORY_CAP_MB", default=400)
+# Worker slots started by `runstack`: space-separated "queue,queue:threads" (one process each).
+GREENROOM_WORKERS = env.str("GREENROOM_WORKERS", default="interactive,default:4 batch,default:2")
+# Page size of GET /api/jobs/.
+GREENROOM_PAGE_SIZE = env.int("GREENROOM_PAGE_SIZE", default=50)
+
+# --- Logging ------------------------------------------------------------------------------------
+# GREENROOM_LOG_FORMAT=json writes one JSON object per line (for log shippers); "text" for people.
+GREENROOM_LOG_FORMAT = env.str("GREENROOM_LOG_FORMAT", default="text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "project.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": GREENROOM_LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": env.str("GREENROOM_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,187 @@
+"""The job catalogue: one decorator declares a job once, and a name-keyed registry holds it.
+
+    @job("diagnostics.sleep", queue="default", params=SleepParams, max_retries=0)
+    def sleep(*, seconds: float) -> dict[str, float]: ...
+
+A declaration is checked when its module is imported (bad name, unknown queue, duplicate name or an
+unknown option fail at import, not at 3 a.m.). Options resolve job declaration → latency-class
+default; Dramatiq's own defaults (20 retries, backoff to 7 days, 10-minute limit) are never used.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import dramatiq
+import pydantic
+import redis.exceptions
+from django.db import InterfaceError, OperationalError
+
+from workers.errors import CatalogueError, PermanentError, TransientError
+
+QUEUES = ("interactive", "default", "batch")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class QueueDefaults:
+    """Per-latency-class defaults; times in seconds."""
+
+    max_retries: int
+    min_backoff: float
+    max_backoff: float
+    time_limit: float  # soft: raises inside the job
+    hard_time_limit: float  # hard: the worker process is replaced
+    priority: int  # Dramatiq priority within a worker: lower runs first
+
+
+# Someone is waiting: fail fast, retry briefly.
+INTERACTIVE_DEFAULTS = QueueDefaults(
+    max_retries=2, min_backoff=0.5, max_backoff=5, time_limit=30, hard_time_limit=60, priority=0
+)
+# Ordinary background work.
+DEFAULT_DEFAULTS = QueueDefaults(
+    max_retries=5, min_backoff=2, max_backoff=300, time_limit=300, hard_time_limit=360, priority=10
+)
+# Nightly and bulk work: long limits, patient retries.
+BATCH_DEFAULTS = QueueDefaults(
+    max_retries=5, min_backoff=30, max_backoff=3600, time_limit=3600, hard_time_limit=3900, priority=20
+)
+QUEUE_DEFAULTS = {"interactive": INTERACTIVE_DEFAULTS, "default": DEFAULT_DEFAULTS, "batch": BATCH_DEFAULTS}
+
+# Errors retried by default: the network, timeouts, the database or the broker being briefly away.
+DEFAULT_TRANSIENT: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+class NoParams(pydantic.BaseModel):
+    """The params model of a job that takes none."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """An immutable job declaration."""
+
+    name: str
+    fn: Callable[..., Any]
+    queue: str
+    params: type[pydantic.BaseModel]
+    max_retries: int
+    min_backoff: float
+    max_backoff: float
+    time_limit: float
+    hard_time_limit: float
+    priority: int
+    transient: tuple[type[BaseException], ...]
+    unique_key: Callable[[dict[str, Any]], str] | None = None
+    actor: dramatiq.Actor[Any, Any] | None = field(default=None, compare=False, repr=False)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether `exc` is worth retrying (PermanentError never is)."""
+        return not isinstance(exc, PermanentError) and isinstance(exc, self.transient)
+
+
+_registry: dict[str, JobSpec] = {}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def job(
+    name: str,
+    *,
+    queue: str = "default",
+    params: type[pydantic.BaseModel] = NoParams,
+    max_retries: int | None = None,
+    min_backoff: float | None = None,
+    max_backoff: float | None = None,
+    time_limit: float | None = None,
+    hard_time_limit: float | None = None,
+    priority: int | None = None,
+    transient: tuple[type[BaseException], ...] = (),
+    unique_key: Callable[[dict[str, Any]], str] | None = None,
+) -> Callable[[F], F]:
+    """Declare `fn` as the job `name` (`<area>.<action>`) in latency class `queue`.
+
+    `params` is a pydantic model that validates the job's parameters at enqueue time; the job
+    function is called with them as keyword arguments. `transient` adds exception classes to the
+    ones retried by default. `unique_key(params)` returns a key of which at most one job may be
+    active. Times are in seconds.
+    """
+    if not NAME_RE.fullmatch(name):
+        raise CatalogueError(f"job name {name!r} must look like '<area>.<action>' (lowercase)")
+    if queue not in QUEUES:
+        raise CatalogueError(f"job {name!r}: queue {queue!r} is not one of {', '.join(QUEUES)}")
+    if name in _registry:
+        raise CatalogueError(f"job {name!r} is declared twice")
+    if not (isinstance(params, type) and issubclass(params, pydantic.BaseModel)):
+        raise CatalogueError(f"job {name!r}: params must be a pydantic model class")
+    defaults = QUEUE_DEFAULTS[queue]
+    soft = defaults.time_limit if time_limit is None else time_limit
+    hard = max(soft, defaults.hard_time_limit) if hard_time_limit is None else hard_time_limit
+    if hard < soft:
+        raise CatalogueError(f"job {name!r}: hard_time_limit ({hard}) is below time_limit ({soft})")
+
+    def decorate(fn: F) -> F:
+        # Imported here: execution imports the ledger models, which need the app registry.
+        from workers.execution import run_job
+
+        spec = JobSpec(
+            name=name,
+            fn=fn,
+            queue=queue,
+            params=params,
+            max_retries=defaults.max_retries if max_retries is None else max_retries,
+            min_backoff=defaults.min_backoff if min_backoff is None else min_backoff,
+            max_backoff=defaults.max_backoff if max_backoff is None else max_backoff,
+            time_limit=soft,
+            hard_time_limit=hard,
+            priority=defaults.priority if priority is None else priority,
+            transient=DEFAULT_TRANSIENT + tuple(transient),
+            unique_key=unique_key,
+        )
+
+        def run(job_id: str) -> None:
+            run_job(spec, job_id)
+
+        run.__name__ = run.__qualname__ = name.replace(".", "_")
+        actor = dramatiq.actor(
+            run,
+            actor_name=name,
+            queue_name=queue,
+            priority=spec.priority,
+            # Retries are decided by workers.middleware.LedgerRetries from the spec; these
+            # mirror them so that Dramatiq's own tooling shows true values.
+            max_retries=spec.max_retries,
+            min_backoff=int(spec.min_backoff * 1000),
+            max_backoff=int(spec.max_backoff * 1000),
+            time_limit=int(spec.time_limit * 1000),
+        )
+        object.__setattr__(spec, "actor", actor)
+        _registry[name] = spec
+        return fn
+
+    return decorate
+
+
+def get(name: str) -> JobSpec | None:
+    """The declaration of job `name`, or None."""
+    return _registry.get(name)
+
+
+def all_jobs() -> list[JobSpec]:
+    """Every declared job, by name."""
+    return [_registry[name] for name in sorted(_registry)]

@@ -1,0 +1,61 @@
+"""Greenroom's settings, read in one place with their documented defaults.
+
+`project/settings.py` fills them from the environment; a project that installs Greenroom into its own
+settings may leave any of them out and gets the default written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+# Run jobs inline through the ledger instead of publishing them.
+DEFAULT_EAGER = False
+# Minimum seconds between two progress writes of one job.
+DEFAULT_PROGRESS_INTERVAL = 0.5
+# Seconds between heartbeat writes for the jobs a worker process is running.
+DEFAULT_HEARTBEAT_INTERVAL = 3.0
+# A RUNNING job whose heartbeat is older than this (seconds) is presumed dead.
+DEFAULT_STALE_AFTER = 12.0
+# Seconds between two outbox-relay / reconciler passes in each worker process.
+DEFAULT_RELAY_INTERVAL = 5.0
+# A READY row is left to the request that created it for this long (seconds) before the relay
+# publishes it: the request publishes it itself right after commit.
+DEFAULT_RELAY_GRACE = 2.0
+# Resident-memory cap per worker process, MiB (0 disables it). The seeds run 400 MB workers.
+DEFAULT_WORKER_MEMORY_CAP_MB = 400
+# runstack's worker slots: "queue,queue:threads" separated by spaces, one process each.
+DEFAULT_WORKERS = "interactive,default:4 batch,default:2"
+# Page size of the job list API.
+DEFAULT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class GreenroomSettings:
+    """Typed view of the GREENROOM_* settings."""
+
+    eager: bool
+    progress_interval: float
+    heartbeat_interval: float
+    stale_after: float
+    relay_interval: float
+    relay_grace: float
+    worker_memory_cap_mb: int
+    workers: str
+    page_size: int
+
+
+def get() -> GreenroomSettings:
+    """Read the settings now (tests override them with `settings` fixtures, so never cache)."""
+    return GreenroomSettings(
+        eager=getattr(settings, "GREENROOM_EAGER", DEFAULT_EAGER),
+        progress_interval=getattr(settings, "GREENROOM_PROGRESS_INTERVAL", DEFAULT_PROGRESS_INTERVAL),
+        heartbeat_interval=getattr(settings, "GREENROOM_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL),
+        stale_after=getattr(settings, "GREENROOM_STALE_AFTER", DEFAULT_STALE_AFTER),
+        relay_interval=getattr(settings, "GREENROOM_RELAY_INTERVAL", DEFAULT_RELAY_INTERVAL),
+        relay_grace=getattr(settings, "GREENROOM_RELAY_GRACE", DEFAULT_RELAY_GRACE),
+        worker_memory_cap_mb=getattr(settings, "GREENROOM_WORKER_MEMORY_CAP_MB", DEFAULT_WORKER_MEMORY_CAP_MB),
+        workers=getattr(settings, "GREENROOM_WORKERS", DEFAULT_WORKERS),
+        page_size=getattr(settings, "GREENROOM_PAGE_SIZE", DEFAULT_PAGE_SIZE),
+    )

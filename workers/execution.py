@@ -1,0 +1,147 @@
+"""Running one job: claim its ledger row, call the job function, record how it ended.
+
+The actor that Dramatiq calls for every catalogue job is a thin shell around `run_job`. Exceptions
+leave `run_job` on purpose: `workers.middleware.LedgerRetries` decides retry or failure and records
+it, for workers and for eager mode alike (`run_eager`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+from dramatiq.common import compute_backoff
+from dramatiq.middleware import CurrentMessage
+
+from workers import conf, context
+from workers.errors import IllegalTransition, JobCancelled, PermanentError, WorkerLost
+from workers.models import Job, JobStatus
+
+if TYPE_CHECKING:
+    from workers.catalogue import JobSpec
+
+logger = logging.getLogger(__name__)
+
+# Runs beyond `max_retries + 1` tolerated for a job whose worker died under it (SIGKILL, OOM).
+WORKER_LOSS_LIMIT = 3
+
+def worker_id() -> str:
+    """host:pid of this process (recomputed: worker processes are forked)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(spec: JobSpec, job_id: str) -> Any:
+    """Run job `job_id` once, if it is ours to run. Returns its result (None when skipped)."""
+    settings = conf.get()
+    stale_before = timezone.now() - timedelta(seconds=settings.stale_after)
+    if not Job.claim(job_id, worker=worker_id(), stale_before=stale_before):
+        logger.info("job %s (%s) not claimed: running elsewhere, finished, cancelled or gone", job_id, spec.name)
+        return None
+    job = Job.objects.get(pk=job_id)
+    if job.attempts > spec.max_retries + 1 + WORKER_LOSS_LIMIT:
+        # Started more often than retries allow: its workers keep dying under it (a crash, an
+        # OOM kill). Stop the loop instead of taking down every worker in turn.
+        job.fail(**describe(WorkerLost(f"started {job.attempts} times; its worker died each time")))
+        return None
+    ctx = context.JobContext(
+        job_id=job.pk,
+        task=spec.name,
+        attempt=job.attempts,
+        progress_interval=settings.progress_interval,
+        hard_deadline=time.monotonic() + spec.hard_time_limit,
+        message=CurrentMessage.get_current_message(),
+    )
+    token = context.enter(ctx)
+    try:
+        result = spec.fn(**job.params)
+    except JobCancelled:
+        _end_cancelled(job)
+        return None
+    finally:
+        context.leave(ctx, token)
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"job {spec.name} returned a value that is not JSON: {exc}") from None
+    if ctx.total is not None and ctx.done < ctx.total:
+        ctx.done = ctx.total
+    Job.objects.filter(pk=job.pk).update(**ctx.progress_fields())
+    job.succeed(result)
+    return result
+
+
+def _end_cancelled(job: Job) -> None:
+    job.refresh_from_db(fields=["status", "cancel_requested_at", "attempts"])
+    if job.status == JobStatus.RUNNING and job.cancel_requested_at is not None:
+        job.mark_cancelled()
+        logger.info("job %s cancelled while running", job.pk)
+    else:
+        logger.warning("job %s stopped: it is no longer this worker's to run (%s)", job.pk, job.status)
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    """An exception as the ledger stores it: class path, message, traceback text."""
+    cls = type(exc)
+    return {
+        "error_class": f"{cls.__module__}.{cls.__qualname__}",
+        "error_message": str(exc)[:10_000],
+        "error_traceback": "".join(traceback.format_exception(exc))[-20_000:],
+    }
+
+
+def backoff_ms(spec: JobSpec, retries: int) -> int:
+    """Exponential backoff with jitter for the retry after `retries` earlier retries."""
+    _, delay = compute_backoff(
+        retries, factor=max(1, int(spec.min_backoff * 1000)), max_backoff=int(spec.max_backoff * 1000)
+    )
+    return int(delay)
+
+
+def record_failure(spec: JobSpec, job_id: str, exc: BaseException, *, retries: int) -> int | None:
+    """Record a failed attempt. Returns the retry delay in ms, or None if the job has failed.
+
+    A transient error with retries left puts the row back to READY until its next attempt; anything
+    else fails it. A job whose cancel was requested is cancelled instead of retried.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        logger.warning("job %s failed but its row is gone; nothing to record", job_id)
+        return None
+    error = describe(exc)
+    try:
+        if job.cancel_requested_at is not None and job.status == JobStatus.RUNNING:
+            job.mark_cancelled()
+            return None
+        if spec.is_transient(exc) and retries < spec.max_retries:
+            delay = backoff_ms(spec, retries)
+            job.schedule_retry(**error, delay_ms=delay)
+            logger.info("job %s (%s) failed with %s; retry %d in %d ms", job_id, spec.name,
+                        error["error_class"], retries + 1, delay)
+            return delay
+        job.fail(**error)
+        logger.warning("job %s (%s) failed: %s: %s", job_id, spec.name, error["error_class"], error["error_message"])
+    except IllegalTransition as refused:
+        logger.warning("job %s: failure not recorded: %s", job_id, refused)
+    return None
+
+
+def run_eager(spec: JobSpec, job_id: str) -> None:
+    """Eager mode: run the job inline through the ledger, retrying transient errors at once."""
+    retries = 0
+    while True:
+        try:
+            run_job(spec, job_id)
+            return
+        except BaseException as exc:  # noqa: BLE001 - recorded in the ledger like a worker would
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            if record_failure(spec, job_id, exc, retries=retries) is None:
+                return
+            retries += 1

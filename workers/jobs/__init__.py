@@ -1,0 +1,7 @@
+"""The job catalogue: importing this package declares every job (one module per job area)."""
+
+from __future__ import annotations
+
+from workers.jobs import diagnostics
+
+__all__ = ["diagnostics"]

@@ -1,0 +1,172 @@
+"""Dramatiq middleware that ties the broker to the ledger.
+
+- `LedgerRetries` replaces Dramatiq's Retries for catalogue jobs: transient errors retry with
+  exponential backoff and jitter, anything else fails at once; the ledger row is updated *before*
+  the retry is enqueued (so the retry finds it READY), and a failed message goes to the dead-letter
+  queue as usual.
+- `WorkerHousekeeping` runs one thread per worker process: heartbeats of running jobs, the hard
+  time-limit watchdog, the outbox relay and the stale-job reconciler.
+- `MemoryCap` replaces a worker process whose memory grew past the cap, after its current job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any
+
+import dramatiq
+import psutil
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from dramatiq.middleware import Middleware, Retries
+
+from workers import catalogue, conf
+from workers.errors import HardTimeLimitExceeded
+
+# django_dramatiq builds the broker, and so this middleware, while Django's app registry is still
+# loading: modules that define or use models (workers.context, .execution, .publishing, .models)
+# are imported inside the hooks, which only run once the registry is ready.
+
+logger = logging.getLogger(__name__)
+
+# Exit code of a worker process that the hard-limit watchdog replaced.
+HARD_LIMIT_EXIT_CODE = 75
+# Seconds the housekeeping thread sleeps between checks (bounds the hard-limit overshoot).
+HOUSEKEEPING_TICK = 1.0
+
+
+class LedgerRetries(Retries):
+    """Retries for catalogue jobs, decided by their declaration and recorded in the ledger."""
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        spec = catalogue.get(message.actor_name)
+        if spec is None:
+            super().after_process_message(broker, message, result=result, exception=exception)
+            return
+        if exception is None:
+            return
+        from workers.execution import record_failure
+
+        retries = message.options.get("retries", 0)
+        try:
+            delay = record_failure(spec, message.message_id, exception, retries=retries)
+        except Exception:  # noqa: BLE001 - the ledger is down: let Dramatiq retry by its own rules
+            logger.exception("job %s: could not record its failure in the ledger", message.message_id)
+            delay = None if not spec.is_transient(exception) else 1000 * int(spec.min_backoff or 1)
+        message.options["retries"] = retries + 1
+        message.options["traceback"] = traceback.format_exc(limit=30)
+        if delay is None:
+            message.fail()  # → the dead-letter queue
+            return
+        message.options["requeue_timestamp"] = int(time.time() * 1000)
+        broker.enqueue(message, delay=delay)
+
+
+class WorkerHousekeeping(Middleware):
+    """Starts, in each worker process, the thread that keeps the ledger honest."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(broker,), name="greenroom-housekeeping", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.set()
+
+    def _loop(self, broker: dramatiq.Broker) -> None:
+        from workers import context, publishing
+
+        next_heartbeat = next_relay = 0.0
+        while not self._stop.wait(HOUSEKEEPING_TICK):
+            settings = conf.get()
+            now = time.monotonic()
+            try:
+                close_old_connections()
+                self._enforce_hard_limits(broker)
+                if now >= next_heartbeat:
+                    next_heartbeat = now + settings.heartbeat_interval
+                    beat(context.running())
+                if now >= next_relay:
+                    next_relay = now + settings.relay_interval
+                    publishing.requeue_stale(stale_after=settings.stale_after)
+                    publishing.relay_unpublished(grace=settings.relay_grace)
+            except Exception:  # noqa: BLE001 - the thread must survive a database or broker blip
+                logger.exception("housekeeping pass failed; retrying next tick")
+                connection.close()
+        connection.close()
+
+    def _enforce_hard_limits(self, broker: dramatiq.Broker) -> None:
+        from workers import context
+        from workers.execution import describe
+        from workers.models import Job, JobStatus
+
+        now = time.monotonic()
+        for ctx in context.running():
+            if now < ctx.hard_deadline:
+                continue
+            spec = catalogue.get(ctx.task)
+            limit = spec.hard_time_limit if spec else 0
+            logger.critical("job %s (%s) passed its hard time limit of %ss: replacing this worker process",
+                            ctx.job_id, ctx.task, limit)
+            error = HardTimeLimitExceeded(f"job ran past its hard time limit of {limit} s; its worker process was replaced")
+            job = Job.objects.filter(pk=ctx.job_id, status=JobStatus.RUNNING, attempts=ctx.attempt).first()
+            if job is not None:
+                job.fail(**describe(error))
+            message = ctx.message
+            if message is not None and "redis_message_id" in message.options:
+                # Dead-letter it now instead of leaving it to a redelivery after this process dies.
+                broker.do_nack(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
+            # The stuck thread cannot be stopped from Python: replace the whole process. The
+            # supervisor restarts it; messages of sibling threads are redelivered by the broker.
+            logging.shutdown()
+            os._exit(HARD_LIMIT_EXIT_CODE)
+
+
+def beat(running: list[Any]) -> int:
+    """Refresh the heartbeat of the given running jobs (JobContexts) in one UPDATE."""
+    from workers.models import Job, JobStatus
+
+    if not running:
+        return 0
+    return Job.objects.filter(pk__in=[ctx.job_id for ctx in running], status=JobStatus.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+class MemoryCap(Middleware):
+    """After each message, a process over GREENROOM_WORKER_MEMORY_CAP_MB asks to be replaced.
+
+    It sends SIGTERM to its Dramatiq parent: with one process per worker (as `runstack` and the
+    deployment docs run it) that stops only this process, gracefully — in-flight jobs finish,
+    prefetched messages go back to the queue — and the supervisor starts a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._asked = False
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        cap_mb = conf.get().worker_memory_cap_mb
+        if not cap_mb or self._asked:
+            return
+        rss_mb = psutil.Process().memory_info().rss / (1024 * 1024)
+        if rss_mb <= cap_mb:
+            return
+        self._asked = True
+        logger.warning("worker process %d uses %.0f MiB (cap %d MiB): recycling it", os.getpid(), rss_mb, cap_mb)
+        os.kill(os.getppid(), signal.SIGTERM)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self.after_process_message(broker, message)

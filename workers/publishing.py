@@ -1,0 +1,86 @@
+"""The outbox: publishing ledger rows to the broker, the relay that catches up, the reconciler.
+
+A job's row is written in the caller's transaction and published after commit. If the broker is
+unreachable the row simply stays READY with no `enqueued_at`, and the relay (run by every worker
+process) publishes it later. Publishing first marks the row, so two publishers never both send it;
+should a message still be sent twice, the ledger's conditional claim runs the job once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+import dramatiq
+from django.db.models import Q
+from django.utils import timezone
+
+from workers.models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+# Rows published per relay pass: bounds one pass's time after a long broker outage.
+RELAY_BATCH = 500
+
+
+def message_for(job: Job) -> dramatiq.Message[None]:
+    """The Dramatiq message of a job: its id is the job's id, its only argument the id too."""
+    return dramatiq.Message(
+        queue_name=job.queue,
+        actor_name=job.task,
+        args=(),
+        kwargs={"job_id": str(job.pk)},
+        options={},
+        message_id=str(job.pk),
+    )
+
+
+def publish(job_id: uuid.UUID | str) -> bool:
+    """Send a READY, unpublished job to the broker. False if not ours to send or the broker failed."""
+    now = timezone.now()
+    unpublished = Q(pk=job_id, status=JobStatus.READY, enqueued_at__isnull=True)
+    if not Job.objects.filter(unpublished).update(enqueued_at=now):
+        return False
+    job = Job.objects.only("id", "task", "queue").get(pk=job_id)
+    try:
+        dramatiq.get_broker().enqueue(message_for(job))
+    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row to the relay
+        Job.objects.filter(pk=job_id, enqueued_at=now).update(enqueued_at=None)
+        logger.warning("job %s not published (%s: %s); the relay will retry", job_id, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def relay_unpublished(*, grace: float) -> int:
+    """Publish READY rows left unpublished for more than `grace` seconds. Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    ids = list(
+        Job.objects.filter(status=JobStatus.READY, enqueued_at__isnull=True, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:RELAY_BATCH]
+    )
+    sent = 0
+    for job_id in ids:
+        if publish(job_id):
+            sent += 1
+        elif Job.objects.filter(pk=job_id, status=JobStatus.READY, enqueued_at__isnull=True).exists():
+            break  # the broker is still away: try again next pass
+    if sent:
+        logger.info("relay published %d job(s)", sent)
+    return sent
+
+
+def requeue_stale(*, stale_after: float) -> int:
+    """Put RUNNING rows whose heartbeat stopped back to READY and unpublished. Returns how many."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after)
+    stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    # A dead job that was asked to stop has stopped.
+    stale.filter(cancel_requested_at__isnull=False).update(status=JobStatus.CANCELLED, finished_at=now)
+    count = stale.update(
+        status=JobStatus.READY, enqueued_at=None, worker=""
+    )
+    if count:
+        logger.warning("reconciler: %d job(s) had a stale heartbeat and were requeued", count)
+    return count

@@ -1,0 +1,32 @@
+"""Reads on jobs, with the visibility rule: a user sees their own jobs, staff see all."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+
+from workers.models import Job
+
+
+def job_visible_to(*, user: Any) -> QuerySet[Job]:
+    jobs = Job.objects.all()
+    if getattr(user, "is_staff", False):
+        return jobs
+    return jobs.filter(requested_by=user)
+
+
+def job_list(*, user: Any, status: str | None = None, task: str | None = None) -> QuerySet[Job]:
+    """Jobs the user may see, newest first, optionally filtered."""
+    jobs = job_visible_to(user=user)
+    if status:
+        jobs = jobs.filter(status=status)
+    if task:
+        jobs = jobs.filter(task=task)
+    return jobs.order_by("-created_at", "-pk")
+
+
+def job_get(*, user: Any, job_id: uuid.UUID | str) -> Job | None:
+    """The job if it exists and the user may see it, else None."""
+    return job_visible_to(user=user).filter(pk=job_id).first()
