@@ -6,6 +6,7 @@ lists them all with their defaults. Nothing else in the code base calls `os.envi
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -83,8 +84,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": env.int("GREENROOM_SQLITE_TIMEOUT", default=30),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # The test database must be a file: worker processes started by the tests open it too.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-greenroom.sqlite3")}
+    # The test database must be a file: worker processes started by the tests open it too. One per
+    # test run (by pid), so that two runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-greenroom-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

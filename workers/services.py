@@ -61,8 +61,12 @@ def job_enqueue(
 
 
 def _after_commit(fn: Any) -> None:
-    # on_commit runs at once outside a transaction; inside one, after the outermost commit.
-    if connection.in_atomic_block:
+    """Run `fn` now outside a transaction; inside one, after the outermost commit.
+
+    The transactions that Django's TestCase (pytest-django's `db`) wraps each test in do not count:
+    in them, eager jobs run at once, as they would in the application.
+    """
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
         transaction.on_commit(fn)
     else:
         fn()
