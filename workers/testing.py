@@ -28,6 +28,9 @@ STUB_MIDDLEWARE = (
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.ShutdownNotifications",
     "dramatiq.middleware.CurrentMessage",
+    # Closes each worker thread's database connection when the worker stops (else PostgreSQL
+    # refuses to drop the test database that they are still connected to).
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
     "workers.middleware.LedgerRetries",
 )
 

@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 name="web",
                 argv=[sys.executable, "-m", "gunicorn", "project.wsgi:application", "--bind", f"{host}:{port}",
                       "--workers", str(web_workers), "--threads", "4", "--graceful-timeout", "10",
-                      "--access-logfile", "-", "--chdir", str(settings.BASE_DIR)],
+                      "--access-logfile", "-", "--no-control-socket", "--chdir", str(settings.BASE_DIR)],
             )
         ]
         for index, (queues, threads) in enumerate(slots, start=1):
