@@ -130,23 +130,38 @@ def job(
     if not (isinstance(params, type) and issubclass(params, pydantic.BaseModel)):
         raise CatalogueError(f"job {name!r}: params must be a pydantic model class")
     defaults = QUEUE_DEFAULTS[queue]
+    retries = defaults.max_retries if max_retries is None else max_retries
+    min_wait = defaults.min_backoff if min_backoff is None else min_backoff
+    max_wait = defaults.max_backoff if max_backoff is None else max_backoff
     soft = defaults.time_limit if time_limit is None else time_limit
     hard = max(soft, defaults.hard_time_limit) if hard_time_limit is None else hard_time_limit
+    if retries < 0:
+        raise CatalogueError(f"job {name!r}: max_retries ({retries}) is negative")
+    if not 0 < min_wait <= max_wait:
+        raise CatalogueError(
+            f"job {name!r}: backoff must satisfy 0 < min_backoff ({min_wait}) <= max_backoff ({max_wait})"
+        )
+    if soft <= 0:
+        raise CatalogueError(f"job {name!r}: time_limit ({soft}) must be positive")
     if hard < soft:
         raise CatalogueError(f"job {name!r}: hard_time_limit ({hard}) is below time_limit ({soft})")
+    if unique_key is not None and not callable(unique_key):
+        raise CatalogueError(f"job {name!r}: unique_key must be a function of the params")
 
     def decorate(fn: F) -> F:
         # Imported here: execution imports the ledger models, which need the app registry.
         from workers.execution import run_job
 
+        if name in _registry:  # the same declaration applied to a second function
+            raise CatalogueError(f"job {name!r} is declared twice")
         spec = JobSpec(
             name=name,
             fn=fn,
             queue=queue,
             params=params,
-            max_retries=defaults.max_retries if max_retries is None else max_retries,
-            min_backoff=defaults.min_backoff if min_backoff is None else min_backoff,
-            max_backoff=defaults.max_backoff if max_backoff is None else max_backoff,
+            max_retries=retries,
+            min_backoff=min_wait,
+            max_backoff=max_wait,
             time_limit=soft,
             hard_time_limit=hard,
             priority=defaults.priority if priority is None else priority,
@@ -159,7 +174,6 @@ def job(
 
         run.__name__ = run.__qualname__ = name.replace(".", "_")
         actor = dramatiq.actor(
-            run,
             actor_name=name,
             queue_name=queue,
             priority=spec.priority,
@@ -169,7 +183,7 @@ def job(
             min_backoff=int(spec.min_backoff * 1000),
             max_backoff=int(spec.max_backoff * 1000),
             time_limit=int(spec.time_limit * 1000),
-        )
+        )(run)
         object.__setattr__(spec, "actor", actor)
         _registry[name] = spec
         return fn

@@ -132,7 +132,9 @@ class Job(models.Model):
         )
 
     def succeed(self, result: Any) -> None:
-        self._move(to=JobStatus.SUCCESSFUL, allowed_from=(JobStatus.RUNNING,), result=result, finished_at=timezone.now())
+        self._move(
+            to=JobStatus.SUCCESSFUL, allowed_from=(JobStatus.RUNNING,), result=result, finished_at=timezone.now()
+        )
 
     def fail(self, *, error_class: str, error_message: str, error_traceback: str = "") -> None:
         self._move(
@@ -160,7 +162,9 @@ class Job(models.Model):
         """Cancel now if READY; if RUNNING, ask the job to stop at its next progress check."""
         now = timezone.now()
         try:
-            self._move(to=JobStatus.CANCELLED, allowed_from=(JobStatus.READY,), finished_at=now, cancel_requested_at=now)
+            self._move(
+                to=JobStatus.CANCELLED, allowed_from=(JobStatus.READY,), finished_at=now, cancel_requested_at=now
+            )
         except IllegalTransition:
             if self.status != JobStatus.RUNNING:
                 raise

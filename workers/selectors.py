@@ -11,7 +11,10 @@ from workers.models import Job
 
 
 def job_visible_to(*, user: Any) -> QuerySet[Job]:
+    """Every job for staff, the user's own otherwise; none for an anonymous user."""
     jobs = Job.objects.all()
+    if not getattr(user, "is_authenticated", False):
+        return jobs.none()
     if getattr(user, "is_staff", False):
         return jobs
     return jobs.filter(requested_by=user)

@@ -25,7 +25,7 @@ def job_validate_params(*, task: str, params: dict[str, Any] | None) -> tuple[ca
     try:
         clean = spec.params.model_validate(params).model_dump(mode="json")
     except pydantic.ValidationError as exc:
-        errors = [
+        errors: list[dict[str, object]] = [
             {"field": ".".join(str(p) for p in err["loc"]) or "params", "message": err["msg"]}
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
@@ -34,7 +34,12 @@ def job_validate_params(*, task: str, params: dict[str, Any] | None) -> tuple[ca
 
 
 def job_enqueue(
-    *, task: str, params: dict[str, Any] | None = None, requested_by: Any = None, unique_key: str | None = None
+    *,
+    task: str,
+    params: dict[str, Any] | None = None,
+    requested_by: Any = None,
+    unique_key: str | None = None,
+    retry_of: Job | None = None,
 ) -> Job:
     """Write a READY job and publish it once the surrounding transaction commits.
 
@@ -48,9 +53,16 @@ def job_enqueue(
     try:
         with transaction.atomic():
             job = Job.objects.create(
-                task=spec.name, queue=spec.queue, params=clean, requested_by=user, unique_key=unique_key
+                task=spec.name,
+                queue=spec.queue,
+                params=clean,
+                requested_by=user,
+                unique_key=unique_key,
+                retry_of=retry_of,
             )
     except IntegrityError:
+        if unique_key is None:
+            raise  # not the one-active-job-per-key constraint: a real error
         existing = Job.objects.filter(unique_key=unique_key, status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
         raise DuplicateJob(existing.first()) from None
     if conf.get().eager:
@@ -79,12 +91,18 @@ def job_cancel(*, job: Job) -> Job:
 
 
 def job_retry(*, job: Job, requested_by: Any = None) -> Job:
-    """Enqueue a new job with the same task and params as a FAILED or CANCELLED one."""
+    """Enqueue a new job with the same task and params as a FAILED or CANCELLED one.
+
+    The new job keeps the original's owner, so the owner sees the rerun of their job even when an
+    operator asked for it; `requested_by` owns it only if the original had no owner (e.g. the CLI).
+    """
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise IllegalTransition(f"only failed or cancelled jobs can be retried; this one is {job.status}")
-    new = job_enqueue(
-        task=job.task, params=job.params, requested_by=requested_by or job.requested_by, unique_key=job.unique_key
+    # retry_of is written with the row: in eager mode the new job has run by the time we return.
+    return job_enqueue(
+        task=job.task,
+        params=job.params,
+        requested_by=job.requested_by or requested_by,
+        unique_key=job.unique_key,
+        retry_of=job,
     )
-    Job.objects.filter(pk=new.pk).update(retry_of=job)
-    new.retry_of = job
-    return new

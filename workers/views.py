@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
@@ -30,10 +32,15 @@ from workers.serializers import job_to_json
 
 ENQUEUE_FIELDS = {"task", "params", "unique_key"}
 ENQUEUE_PERMISSION = "workers.add_job"
+# Deepest nesting of arrays/objects accepted in a request body. Job params are shallow; a limit well
+# below Python's recursion limit keeps deep bodies from reaching code that recurses over them.
+MAX_JSON_DEPTH = 32
+UNIQUE_KEY_MAX_LENGTH = Job._meta.get_field("unique_key").max_length or 200
 
 
-def error(status: int, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": message, **extra}, status=status)
+def error(http_status: int, message: str, /, **extra: Any) -> JsonResponse:
+    """A JSON error body; `extra` may hold any key (even `status`, the job's status)."""
+    return JsonResponse({"error": message, **extra}, status=http_status)
 
 
 def api_view(methods: set[str]) -> Callable[[Callable[..., JsonResponse]], Callable[..., JsonResponse]]:
@@ -48,12 +55,15 @@ def api_view(methods: set[str]) -> Callable[[Callable[..., JsonResponse]], Calla
                 return response
             try:
                 user = authenticate(request)
+                return view(request, user, *args, **kwargs)
             except AuthFailed as refused:
                 response = error(refused.status, refused.reason)
                 if refused.status == 401:
                     response["WWW-Authenticate"] = "Token"
                 return response
-            return view(request, user, *args, **kwargs)
+            except RequestDataTooBig:
+                # Raised wherever the body is first read: parse_body, or the CSRF check of a form post.
+                return error(413, f"request body too large (limit: {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)")
 
         wrapper.__name__ = view.__name__
         wrapper.__doc__ = view.__doc__
@@ -70,35 +80,55 @@ def _reject_constant(name: str) -> None:
     raise BadRequest(f"{name} is not valid JSON")
 
 
-def _check_strings(value: Any) -> None:
-    # PostgreSQL's jsonb refuses NUL characters; refuse them here with a reason instead of a 500.
-    if isinstance(value, str) and "\x00" in value:
-        raise BadRequest("strings may not contain NUL characters")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which no JSON column can store
+        raise BadRequest(f"number {text[:40]} is out of range")
+    return value
+
+
+def _check_values(data: Any) -> None:
+    """Refuse what the database cannot store or code cannot walk: deep nesting, NUL, lone surrogates.
+
+    Iterative, so that the depth check itself cannot run out of stack.
+    """
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            # PostgreSQL refuses NUL characters in text and jsonb; refuse them here with a reason.
+            if "\x00" in value:
+                raise BadRequest("strings may not contain NUL characters")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+                    raise BadRequest("strings must be valid Unicode (no lone surrogates)") from None
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"JSON nested too deeply (limit: {MAX_JSON_DEPTH} levels)")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
 
 
 def parse_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise BadRequest("TOO_BIG") from None
+    """The request body as a JSON object; BadRequest with a reason otherwise.
+
+    RequestDataTooBig (a body over DATA_UPLOAD_MAX_MEMORY_SIZE) is left to `api_view` (413).
+    """
+    raw = request.body
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_parse_float)
     except RecursionError:
-        raise BadRequest("JSON nested too deeply") from None
+        raise BadRequest(f"JSON nested too deeply (limit: {MAX_JSON_DEPTH} levels)") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        # ValueError also covers json.JSONDecodeError and integers over Python's 4300-digit limit.
+        raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    _check_strings(data)
+    _check_values(data)
     return data
 
 
@@ -119,8 +149,6 @@ def jobs(request: HttpRequest, user: Any) -> JsonResponse:
     try:
         body = parse_body(request)
     except BadRequest as bad:
-        if str(bad) == "TOO_BIG":
-            return error(413, "request body too large")
         return error(400, str(bad))
     unknown = sorted(set(body) - ENQUEUE_FIELDS)
     if unknown:
@@ -128,8 +156,8 @@ def jobs(request: HttpRequest, user: Any) -> JsonResponse:
     task, params, unique_key = body.get("task"), body.get("params", {}), body.get("unique_key")
     if not isinstance(task, str) or not task:
         return error(400, "'task' must be a job name string")
-    if unique_key is not None and (not isinstance(unique_key, str) or not 0 < len(unique_key) <= 200):
-        return error(400, "'unique_key' must be a string of 1 to 200 characters")
+    if unique_key is not None and (not isinstance(unique_key, str) or not 0 < len(unique_key) <= UNIQUE_KEY_MAX_LENGTH):
+        return error(400, f"'unique_key' must be a string of 1 to {UNIQUE_KEY_MAX_LENGTH} characters")
     try:
         job = services.job_enqueue(task=task, params=params, requested_by=user, unique_key=unique_key)
     except UnknownTask as exc:
@@ -156,7 +184,10 @@ def _decode_cursor(cursor: str) -> Q:
     try:
         created, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         created_at, job_id = datetime.fromisoformat(created), uuid.UUID(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if created_at.tzinfo is None:
+            raise ValueError("naive datetime")  # we only ever write aware ones
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("invalid cursor") from None
     return Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=job_id)
 
@@ -165,8 +196,11 @@ def _list(request: HttpRequest, user: Any) -> JsonResponse:
     status = request.GET.get("status") or None
     if status is not None and status not in JobStatus.values:
         return error(400, f"unknown status {status!r}", allowed=list(JobStatus.values))
+    task = request.GET.get("task") or None
+    if task is not None and "\x00" in task:
+        return error(400, "'task' may not contain NUL characters")
     page_size = conf.get().page_size
-    rows = selectors.job_list(user=user, status=status, task=request.GET.get("task") or None)
+    rows = selectors.job_list(user=user, status=status, task=task)
     if cursor := request.GET.get("cursor"):
         try:
             rows = rows.filter(_decode_cursor(cursor))

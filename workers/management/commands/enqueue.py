@@ -50,7 +50,7 @@ class Command(BaseCommand):
                timeout: float | None, **options: Any) -> None:
         try:
             parsed = json.loads(params)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or an integer over Python's 4300-digit limit
             raise CommandError(f"--params is not valid JSON: {exc}") from exc
         try:
             job = services.job_enqueue(task=task, params=parsed, unique_key=unique_key)
@@ -58,13 +58,15 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         except InvalidParams as exc:
             details = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
-            raise CommandError(f"{exc}: {details}") from exc
+            raise CommandError(f"{exc}: {details}" if details else str(exc)) from exc
         except DuplicateJob as exc:
             raise CommandError(f"{exc} (job {exc.existing_id})") from exc
         job.refresh_from_db()
         self.stdout.write(f"{job.pk} {job.task} → queue {job.queue}")
         if job.status == JobStatus.READY and job.enqueued_at is None:
-            self.stderr.write("warning: the broker is unreachable; the job is saved and will be published when it is back")
+            self.stderr.write(
+                "warning: the broker is unreachable; the job is saved and will be published when it is back"
+            )
         if not wait:
             return
         sys.exit(self._follow(job, timeout))
