@@ -151,10 +151,11 @@ def test_stated_options_win_over_the_queues_defaults(declare_job):
     assert spec.actor.options["time_limit"] == 5000
 
 
-def test_a_soft_limit_above_the_default_hard_limit_raises_the_hard_limit_with_it(declare_job):
+def test_a_soft_limit_without_a_hard_limit_keeps_the_classes_margin_above_it(declare_job):
+    # interactive: soft 30 s, hard 60 s → a 30 s margin for the soft limit to act first
     spec = declare_job("tests.long", queue="interactive", time_limit=600)
 
-    assert spec.hard_time_limit == 600
+    assert spec.hard_time_limit == 630
 
 
 def test_every_catalogue_job_states_limits_tighter_than_dramatiqs_defaults():

@@ -18,6 +18,13 @@ def test_eager_mode_runs_the_job_inline_through_the_ledger(greenroom_eager):
 
 
 @pytest.mark.django_db
+def test_eager_enqueue_returns_the_job_as_it_ended(greenroom_eager):
+    job = services.job_enqueue(task="diagnostics.fail", params={"kind": "permanent"})
+    assert job.status == JobStatus.FAILED  # no refresh needed: the API answers with this
+    assert job.error_class == "workers.errors.PermanentError"
+
+
+@pytest.mark.django_db
 def test_eager_mode_retries_transient_errors_then_records_the_failure(greenroom_eager):
     job = services.job_enqueue(task="diagnostics.fail", params={"kind": "transient"})
     job.refresh_from_db()

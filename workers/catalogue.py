@@ -134,7 +134,10 @@ def job(
     min_wait = defaults.min_backoff if min_backoff is None else min_backoff
     max_wait = defaults.max_backoff if max_backoff is None else max_backoff
     soft = defaults.time_limit if time_limit is None else time_limit
-    hard = max(soft, defaults.hard_time_limit) if hard_time_limit is None else hard_time_limit
+    # Without an explicit hard limit, the class's margin over its soft limit is kept: the soft limit
+    # must get its chance to stop the job cleanly before the watchdog replaces the process.
+    margin = defaults.hard_time_limit - defaults.time_limit
+    hard = soft + margin if hard_time_limit is None else hard_time_limit
     if retries < 0:
         raise CatalogueError(f"job {name!r}: max_retries ({retries}) is negative")
     if not 0 < min_wait <= max_wait:

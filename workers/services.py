@@ -66,7 +66,12 @@ def job_enqueue(
         existing = Job.objects.filter(unique_key=unique_key, status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
         raise DuplicateJob(existing.first()) from None
     if conf.get().eager:
-        _after_commit(lambda: run_eager(spec, str(job.pk)))
+
+        def run_now() -> None:
+            run_eager(spec, str(job.pk))
+            job.refresh_from_db()  # the caller sees how it ended
+
+        _after_commit(run_now)
     else:
         _after_commit(lambda: publishing.publish(job.pk))
     return job

@@ -2,7 +2,8 @@
 
 Migrates, starts the embedded Redis when no broker URL is set, then supervises the web server and one
 Dramatiq worker process per slot of GREENROOM_WORKERS, restarting any that exits. Ctrl-C (or SIGTERM)
-stops the workers gracefully, then the web server, then Redis.
+stops the web server and the workers together (workers finish their running jobs and requeue what
+they had prefetched, within their shutdown timeout), then Redis.
 """
 
 from __future__ import annotations
