@@ -54,7 +54,9 @@ class JobContext:
         """Write the recorded progress now; raise JobCancelled if the job may not go on."""
         self._last_write = time.monotonic() if now is None else now
         self._dirty = False
-        still_ours = Q(pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt, cancel_requested_at__isnull=True)
+        still_ours = Q(
+            pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt, cancel_requested_at__isnull=True
+        )
         if not Job.objects.filter(still_ours).update(**self.progress_fields(), heartbeat_at=timezone.now()):
             raise JobCancelled()
 

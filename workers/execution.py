@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 # Runs beyond `max_retries + 1` tolerated for a job whose worker died under it (SIGKILL, OOM).
 WORKER_LOSS_LIMIT = 3
+# Message option in which a worker notes which attempt (the row's `attempts`) a delivery ran, so that
+# LedgerRetries records a failure against that run only. Never sent: LedgerRetries removes it.
+ATTEMPT_OPTION = "greenroom_attempt"
+
 
 def worker_id() -> str:
     """host:pid of this process (recomputed: worker processes are forked)."""
@@ -45,6 +49,9 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
         logger.info("job %s (%s) not claimed: running elsewhere, finished, cancelled or gone", job_id, spec.name)
         return None
     job = Job.objects.get(pk=job_id)
+    message = CurrentMessage.get_current_message()
+    if message is not None:
+        message.options[ATTEMPT_OPTION] = job.attempts
     if job.attempts > spec.max_retries + 1 + WORKER_LOSS_LIMIT:
         # Started more often than retries allow: its workers keep dying under it (a crash, an
         # OOM kill). Stop the loop instead of taking down every worker in turn.
@@ -56,13 +63,13 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
         attempt=job.attempts,
         progress_interval=settings.progress_interval,
         hard_deadline=time.monotonic() + spec.hard_time_limit,
-        message=CurrentMessage.get_current_message(),
+        message=message,
     )
     token = context.enter(ctx)
     try:
         result = spec.fn(**job.params)
     except JobCancelled:
-        _end_cancelled(job)
+        _end_cancelled(job, attempt=ctx.attempt)
         return None
     finally:
         context.leave(ctx, token)
@@ -72,14 +79,22 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
         raise PermanentError(f"job {spec.name} returned a value that is not JSON: {exc}") from None
     if ctx.total is not None and ctx.done < ctx.total:
         ctx.done = ctx.total
-    Job.objects.filter(pk=job.pk).update(**ctx.progress_fields())
-    job.succeed(result)
+    # RUNNING → SUCCESSFUL for this run only, progress included, in one UPDATE: a run that was
+    # presumed dead and taken over (its process froze past GREENROOM_STALE_AFTER) must not end the
+    # run that replaced it.
+    still_ours = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=ctx.attempt)
+    if not still_ours.update(
+        status=JobStatus.SUCCESSFUL, result=result, finished_at=timezone.now(), **ctx.progress_fields()
+    ):
+        logger.warning("job %s (%s): attempt %d finished after the job had moved on without it; result dropped",
+                       job.pk, spec.name, ctx.attempt)
+        return None
     return result
 
 
-def _end_cancelled(job: Job) -> None:
+def _end_cancelled(job: Job, *, attempt: int) -> None:
     job.refresh_from_db(fields=["status", "cancel_requested_at", "attempts"])
-    if job.status == JobStatus.RUNNING and job.cancel_requested_at is not None:
+    if job.status == JobStatus.RUNNING and job.attempts == attempt and job.cancel_requested_at is not None:
         job.mark_cancelled()
         logger.info("job %s cancelled while running", job.pk)
     else:
@@ -104,17 +119,31 @@ def backoff_ms(spec: JobSpec, retries: int) -> int:
     return int(delay)
 
 
-def record_failure(spec: JobSpec, job_id: str, exc: BaseException, *, retries: int) -> int | None:
+def record_failure(
+    spec: JobSpec, job_id: str, exc: BaseException, *, retries: int, attempt: int | None = None
+) -> int | None:
     """Record a failed attempt. Returns the retry delay in ms, or None if the job has failed.
 
     A transient error with retries left puts the row back to READY until its next attempt; anything
     else fails it. A job whose cancel was requested is cancelled instead of retried.
+
+    `attempt` is the run that failed (0: the delivery failed before it could claim the row; None:
+    whichever run the row shows, as in eager mode). A run that is no longer the row's — taken over
+    after being presumed dead, or never started — leaves the row alone; a delivery that failed
+    before its claim (the database was away) is retried like the job would be.
     """
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         logger.warning("job %s failed but its row is gone; nothing to record", job_id)
         return None
     error = describe(exc)
+    if attempt is not None and not (job.status == JobStatus.RUNNING and job.attempts == attempt):
+        if attempt == 0 and job.status == JobStatus.READY and spec.is_transient(exc) and retries < spec.max_retries:
+            return backoff_ms(spec, retries)
+        logger.warning("job %s (%s): attempt %s failed with %s, but the job has moved on (%s, attempt %d); "
+                       "not recorded", job_id, spec.name, attempt or "-", error["error_class"], job.status,
+                       job.attempts)
+        return None
     try:
         if job.cancel_requested_at is not None and job.status == JobStatus.RUNNING:
             job.mark_cancelled()
@@ -139,7 +168,7 @@ def run_eager(spec: JobSpec, job_id: str) -> None:
         try:
             run_job(spec, job_id)
             return
-        except BaseException as exc:  # noqa: BLE001 - recorded in the ledger like a worker would
+        except BaseException as exc:  # recorded in the ledger like a worker would
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             if record_failure(spec, job_id, exc, retries=retries) is None:

@@ -22,6 +22,7 @@ from typing import Any
 import dramatiq
 import psutil
 from django.db import close_old_connections, connection
+from django.db.models import Q
 from django.utils import timezone
 from dramatiq.middleware import Middleware, Retries
 
@@ -52,14 +53,18 @@ class LedgerRetries(Retries):
             return
         if exception is None:
             return
-        from workers.execution import record_failure
+        from workers.execution import ATTEMPT_OPTION, backoff_ms, record_failure
 
         retries = message.options.get("retries", 0)
+        # Which run failed (absent: the delivery failed before it claimed the row). Popped, so that
+        # the retry's copy of the message does not carry it.
+        attempt = message.options.pop(ATTEMPT_OPTION, 0)
         try:
-            delay = record_failure(spec, message.message_id, exception, retries=retries)
-        except Exception:  # noqa: BLE001 - the ledger is down: let Dramatiq retry by its own rules
+            delay = record_failure(spec, message.message_id, exception, retries=retries, attempt=attempt)
+        except Exception:  # the ledger is down: retry by the job's own rules, without recording
             logger.exception("job %s: could not record its failure in the ledger", message.message_id)
-            delay = None if not spec.is_transient(exception) else 1000 * int(spec.min_backoff or 1)
+            retry = spec.is_transient(exception) and retries < spec.max_retries
+            delay = backoff_ms(spec, retries) if retry else None
         message.options["retries"] = retries + 1
         message.options["traceback"] = traceback.format_exc(limit=30)
         if delay is None:
@@ -75,13 +80,18 @@ class WorkerHousekeeping(Middleware):
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worker: Any = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.clear()
+        self._worker = worker
         self._thread = threading.Thread(target=self._loop, args=(broker,), name="greenroom-housekeeping", daemon=True)
         self._thread.start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # Only once the worker has stopped: while it shuts down, its running jobs finish (for up to
+        # --worker-shutdown-timeout) and still need their heartbeats — else another worker presumes
+        # them dead and runs them a second time — and the hard-limit watchdog.
         self._stop.set()
 
     def _loop(self, broker: dramatiq.Broker) -> None:
@@ -101,7 +111,7 @@ class WorkerHousekeeping(Middleware):
                     next_relay = now + settings.relay_interval
                     publishing.requeue_stale(stale_after=settings.stale_after)
                     publishing.relay_unpublished(grace=settings.relay_grace)
-            except Exception:  # noqa: BLE001 - the thread must survive a database or broker blip
+            except Exception:  # the thread must survive a database or broker blip
                 logger.exception("housekeeping pass failed; retrying next tick")
                 connection.close()
         connection.close()
@@ -119,41 +129,87 @@ class WorkerHousekeeping(Middleware):
             limit = spec.hard_time_limit if spec else 0
             logger.critical("job %s (%s) passed its hard time limit of %ss: replacing this worker process",
                             ctx.job_id, ctx.task, limit)
-            error = HardTimeLimitExceeded(f"job ran past its hard time limit of {limit} s; its worker process was replaced")
-            job = Job.objects.filter(pk=ctx.job_id, status=JobStatus.RUNNING, attempts=ctx.attempt).first()
-            if job is not None:
-                job.fail(**describe(error))
-            message = ctx.message
-            if message is not None and "redis_message_id" in message.options:
-                # Dead-letter it now instead of leaving it to a redelivery after this process dies.
-                broker.do_nack(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
+            try:
+                error = HardTimeLimitExceeded(
+                    f"job ran past its hard time limit of {limit} s; its worker process was replaced"
+                )
+                job = Job.objects.filter(pk=ctx.job_id, status=JobStatus.RUNNING, attempts=ctx.attempt).first()
+                if job is not None:
+                    job.fail(**describe(error))
+                message = ctx.message
+                if message is not None and "redis_message_id" in message.options:
+                    # Dead-letter it now instead of leaving it to a redelivery after this process dies.
+                    broker.do_nack(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
+                self._hand_back_others(ctx)
+            except Exception:  # the process must go all the same: the stuck thread holds a slot for ever
+                logger.exception("job %s: could not record its hard time limit; replacing the process anyway",
+                                 ctx.job_id)
             # The stuck thread cannot be stopped from Python: replace the whole process. The
-            # supervisor restarts it; messages of sibling threads are redelivered by the broker.
+            # supervisor restarts it.
             logging.shutdown()
             os._exit(HARD_LIMIT_EXIT_CODE)
 
+    def _hand_back_others(self, stuck: Any) -> None:
+        """Before the process goes, give its other work back: it is innocent and should not wait.
+
+        Jobs running beside the stuck one are put back to READY and unpublished (the relay of any
+        worker publishes them again; their old messages, when the broker redelivers them, find the
+        job taken and are dropped). Messages prefetched but not started go back to their queue.
+        """
+        from dramatiq.common import iter_queue
+
+        from workers import context
+        from workers.models import Job, JobStatus
+
+        worker = self._worker
+        for thread in getattr(worker, "workers", ()):
+            thread.pause()  # no new job starts in a process about to exit
+        for ctx in context.running():
+            if ctx.job_id != stuck.job_id:
+                Job.objects.filter(pk=ctx.job_id, status=JobStatus.RUNNING, attempts=ctx.attempt).update(
+                    status=JobStatus.READY, enqueued_at=None, worker=""
+                )
+        if worker is None:
+            return
+        prefetched: dict[str, list[Any]] = {}
+        for item in iter_queue(worker.work_queue):
+            prefetched.setdefault(item.message.queue_name, []).append(item.message)
+        for queue_name, messages in prefetched.items():
+            worker.consumers[queue_name].requeue_messages(messages)
+
 
 def beat(running: list[Any]) -> int:
-    """Refresh the heartbeat of the given running jobs (JobContexts) in one UPDATE."""
+    """Refresh the heartbeat of the given running jobs (JobContexts) in one UPDATE.
+
+    Only of the runs they are: a run taken over by another worker must not keep the new run's row
+    looking alive (each run is one attempt).
+    """
     from workers.models import Job, JobStatus
 
     if not running:
         return 0
-    return Job.objects.filter(pk__in=[ctx.job_id for ctx in running], status=JobStatus.RUNNING).update(
-        heartbeat_at=timezone.now()
-    )
+    ours = Q()
+    for ctx in running:
+        ours |= Q(pk=ctx.job_id, attempts=ctx.attempt)
+    return Job.objects.filter(ours, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
 
 
 class MemoryCap(Middleware):
     """After each message, a process over GREENROOM_WORKER_MEMORY_CAP_MB asks to be replaced.
 
-    It sends SIGTERM to its Dramatiq parent: with one process per worker (as `runstack` and the
-    deployment docs run it) that stops only this process, gracefully — in-flight jobs finish,
+    It stops taking new messages at once (its worker is paused: jobs already running finish, none
+    starts) and sends SIGTERM to its Dramatiq parent: with one process per worker (as `runstack` and
+    the deployment docs run it) that stops only this process, gracefully — in-flight jobs finish,
     prefetched messages go back to the queue — and the supervisor starts a fresh one.
     """
 
     def __init__(self) -> None:
         self._asked = False
+        self._asked_lock = threading.Lock()
+        self._worker: Any = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._worker = worker
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: BaseException | None = None
@@ -164,8 +220,18 @@ class MemoryCap(Middleware):
         rss_mb = psutil.Process().memory_info().rss / (1024 * 1024)
         if rss_mb <= cap_mb:
             return
-        self._asked = True
+        with self._asked_lock:
+            # Once only: two threads finishing together would send two SIGTERMs, and Dramatiq's
+            # worker process takes a second SIGTERM as "exit now", abandoning its running jobs.
+            if self._asked:
+                return
+            self._asked = True
         logger.warning("worker process %d uses %.0f MiB (cap %d MiB): recycling it", os.getpid(), rss_mb, cap_mb)
+        # Without this the worker threads go on taking jobs (and memory) from the prefetched messages
+        # until the SIGTERM has made its way round, a second or more. Only the worker threads pause
+        # (each after its current job): the consumers keep acking, and the shutdown requeues the rest.
+        for thread in getattr(self._worker, "workers", ()):
+            thread.pause()
         os.kill(os.getppid(), signal.SIGTERM)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:

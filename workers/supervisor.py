@@ -78,6 +78,10 @@ class Supervisor:
                 continue
             code = proc.returncode
             program.exit_codes.append(code)
+            # A main process that died on its own (killed, crashed) may leave worker processes behind
+            # that keep consuming unsupervised: ask them to stop (in-flight jobs finish, prefetched
+            # messages go back to the queue) before a fresh copy starts beside them.
+            _signal_group(proc, signal.SIGTERM)
             if code == 0:
                 program.crashes = 0
                 delay = 0.0
@@ -101,7 +105,11 @@ class Supervisor:
     def _terminate_all(self) -> None:
         live = [p for p in self.programs if p.process is not None and p.process.poll() is None]
         for program in live:
-            _signal_group(program.process, signal.SIGTERM)  # type: ignore[arg-type]
+            # The main process only: it forwards SIGTERM to its children itself. Signalling the whole
+            # group would hand each Dramatiq worker process a second SIGTERM, which it takes as
+            # "kill now" (sys.exit mid-job, prefetched messages stranded until broker maintenance).
+            assert program.process is not None
+            _signal(program.process, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
         for program in live:
             assert program.process is not None
@@ -111,11 +119,20 @@ class Supervisor:
                 self.say(f"{program.name} did not stop within {self.stop_timeout:.0f} s; killing it")
                 _signal_group(program.process, signal.SIGKILL)
                 program.process.wait()
+            # Whatever the main process left behind in its group must not outlive it.
+            _signal_group(program.process, signal.SIGKILL)
+
+
+def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        process.send_signal(sig)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
     # The whole group: a Dramatiq main process's children must never be orphaned.
     try:
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from tests.support.workers import wait_for
 from workers import services
 from workers.models import Job, JobStatus
-from tests.support.workers import wait_for
 
 
 def test_enqueued_job_reaches_successful_on_a_real_worker(start_workers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -52,6 +53,11 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+    def remove(self) -> None:
+        """Stop it and delete its directory (the server cannot be started again)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def kill(self) -> None:
         if self.process is not None:

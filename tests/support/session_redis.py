@@ -27,6 +27,11 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: Any) -> 
     os.environ["GREENROOM_BROKER_URL"] = url
 
 
+def server() -> RedisServer | None:
+    """The suite's own redis-server (None when GREENROOM_TEST_REDIS_URL points at another Redis)."""
+    return _server
+
+
 def pytest_unconfigure(config: Any) -> None:
     if _server is not None:
-        _server.stop()
+        _server.remove()

@@ -40,6 +40,45 @@ def record(*, path: str, seconds: float = 0, fail_times: int = 0) -> dict[str, i
     return {"runs": runs}
 
 
+class AllocateParams(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    path: str
+    mb: int = pydantic.Field(ge=1, le=1024)
+
+
+# Memory held on purpose by `testing.allocate` for the rest of the worker process's life.
+_ballast: list[bytes] = []
+
+
+@job("testing.allocate", queue="batch", params=AllocateParams, max_retries=0)
+def allocate(*, path: str, mb: int) -> dict[str, int]:
+    """Keep `mb` MiB allocated (and touched, so it is resident) in this worker process; record the run."""
+    _append(path, f"start {current_job().attempt}")
+    _ballast.append(b"x" * (mb * 1024 * 1024))
+    _append(path, "done")
+    return {"mb": mb}
+
+
+class StallParams(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    path: str
+    seconds: float
+    fail: bool = False
+
+
+@job("testing.stall", queue="default", params=StallParams, max_retries=2, min_backoff=0.2, max_backoff=1)
+def stall(*, path: str, seconds: float, fail: bool = False) -> dict[str, str]:
+    """Sleep without a progress call (as a frozen process would), then succeed or fail transiently."""
+    _append(path, f"start {current_job().attempt}")
+    time.sleep(seconds)
+    _append(path, "end")
+    if fail:
+        raise TransientError("failing after a stall, on purpose")
+    return {"ended": "ok"}
+
+
 @job("testing.soft_limit", queue="default", params=FileParams, max_retries=0, time_limit=1, hard_time_limit=30)
 def soft_limit(*, path: str, seconds: float = 0, fail_times: int = 0) -> None:
     """Busy Python loop past its 1 s soft limit; its `finally` records that it could clean up."""

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -17,7 +17,6 @@ from django.db import connection
 from workers.supervisor import Program, Supervisor
 
 BASE_DIR = Path(settings.BASE_DIR)
-T = TypeVar("T")
 
 # Modules every test worker imports: the catalogue, plus the jobs that exist only for tests.
 JOB_MODULES = ["workers.jobs", "tests.support.testjobs"]
@@ -82,7 +81,7 @@ class WorkerPool:
         os.killpg(process.pid, sig)
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "condition") -> T:
+def wait_for[T](predicate: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
