@@ -165,6 +165,9 @@ GREENROOM_RELAY_INTERVAL = env.float("GREENROOM_RELAY_INTERVAL", default=5.0)
 # Seconds a new row is left to the request that wrote it (it publishes after commit) before the
 # relay publishes it instead.
 GREENROOM_RELAY_GRACE = env.float("GREENROOM_RELAY_GRACE", default=2.0)
+# Seconds after which a published, due, never-started READY job whose queue is empty is presumed to
+# have lost its message (e.g. Redis restarted without persistence) and is published again.
+GREENROOM_REPUBLISH_AFTER = env.float("GREENROOM_REPUBLISH_AFTER", default=600.0)
 # Resident memory (MiB) after which a worker process finishes its jobs and is replaced; 0 = no cap.
 GREENROOM_WORKER_MEMORY_CAP_MB = env.int("GREENROOM_WORKER_MEMORY_CAP_MB", default=400)
 # Worker slots started by `runstack`: space-separated "queue,queue:threads" (one process each).

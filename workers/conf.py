@@ -23,6 +23,10 @@ DEFAULT_RELAY_INTERVAL = 5.0
 # A READY row is left to the request that created it for this long (seconds) before the relay
 # publishes it: the request publishes it itself right after commit.
 DEFAULT_RELAY_GRACE = 2.0
+# A READY job published this long ago (seconds), due and never started, while its queue is empty,
+# lost its message (Redis restarted without persistence, a crash between mark and send): publish it
+# again. The ledger's claim drops the duplicate should the old message turn up after all.
+DEFAULT_REPUBLISH_AFTER = 600.0
 # Resident-memory cap per worker process, MiB (0 disables it). The seeds run 400 MB workers.
 DEFAULT_WORKER_MEMORY_CAP_MB = 400
 # runstack's worker slots: "queue,queue:threads" separated by spaces, one process each.
@@ -41,6 +45,7 @@ class GreenroomSettings:
     stale_after: float
     relay_interval: float
     relay_grace: float
+    republish_after: float
     worker_memory_cap_mb: int
     workers: str
     page_size: int
@@ -55,6 +60,7 @@ def get() -> GreenroomSettings:
         stale_after=getattr(settings, "GREENROOM_STALE_AFTER", DEFAULT_STALE_AFTER),
         relay_interval=getattr(settings, "GREENROOM_RELAY_INTERVAL", DEFAULT_RELAY_INTERVAL),
         relay_grace=getattr(settings, "GREENROOM_RELAY_GRACE", DEFAULT_RELAY_GRACE),
+        republish_after=getattr(settings, "GREENROOM_REPUBLISH_AFTER", DEFAULT_REPUBLISH_AFTER),
         worker_memory_cap_mb=getattr(settings, "GREENROOM_WORKER_MEMORY_CAP_MB", DEFAULT_WORKER_MEMORY_CAP_MB),
         workers=getattr(settings, "GREENROOM_WORKERS", DEFAULT_WORKERS),
         page_size=getattr(settings, "GREENROOM_PAGE_SIZE", DEFAULT_PAGE_SIZE),

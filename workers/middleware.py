@@ -110,6 +110,7 @@ class WorkerHousekeeping(Middleware):
                 if now >= next_relay:
                     next_relay = now + settings.relay_interval
                     publishing.requeue_stale(stale_after=settings.stale_after)
+                    publishing.republish_lost(older_than=settings.republish_after)
                     publishing.relay_unpublished(grace=settings.relay_grace)
             except Exception:  # the thread must survive a database or broker blip
                 logger.exception("housekeeping pass failed; retrying next tick")

@@ -71,6 +71,39 @@ def relay_unpublished(*, grace: float) -> int:
     return sent
 
 
+def republish_lost(*, older_than: float) -> int:
+    """Unpublish READY rows whose message must have been lost, for the relay to send again.
+
+    A row qualifies when it was published more than `older_than` seconds ago, has no retry pending,
+    and its queue (and delay queue) in Redis is empty — so its message is not waiting anywhere. It
+    may still sit in a busy worker's prefetch: then the old copy and the new one race, and the
+    ledger's claim runs the job once. Returns how many rows were unpublished.
+    """
+    broker = dramatiq.get_broker()
+    client = getattr(broker, "client", None)
+    if client is None:
+        return 0  # not a Redis broker: nothing to look into
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=cutoff)
+    candidates = list(
+        Job.objects.filter(due, status=JobStatus.READY, enqueued_at__lt=cutoff).values_list("pk", "queue")[:RELAY_BATCH]
+    )
+    if not candidates:
+        return 0
+    namespace = getattr(broker, "namespace", "dramatiq")
+    empty = {
+        queue: client.llen(f"{namespace}:{queue}") == 0 and client.llen(f"{namespace}:{queue}.DQ") == 0
+        for queue in {queue for _, queue in candidates}
+    }
+    lost = [pk for pk, queue in candidates if empty[queue]]
+    if not lost:
+        return 0
+    count = Job.objects.filter(pk__in=lost, status=JobStatus.READY, enqueued_at__lt=cutoff).update(enqueued_at=None)
+    if count:
+        logger.warning("%d READY job(s) lost their message (their queue is empty); publishing them again", count)
+    return count
+
+
 def requeue_stale(*, stale_after: float) -> int:
     """Put RUNNING rows whose heartbeat stopped back to READY and unpublished. Returns how many."""
     now = timezone.now()
