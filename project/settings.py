@@ -34,6 +34,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_dramatiq",
     "workers",
+    "workers.pdf",
+    "workers.documents",
+    "workers.sources",
+    "workers.llm",
     "schedules",
 ]
 
@@ -175,6 +179,16 @@ GREENROOM_WORKER_MEMORY_CAP_MB = env.int("GREENROOM_WORKER_MEMORY_CAP_MB", defau
 GREENROOM_WORKERS = env.str("GREENROOM_WORKERS", default="interactive,default:4 batch,default:2")
 # Page size of GET /api/jobs/.
 GREENROOM_PAGE_SIZE = env.int("GREENROOM_PAGE_SIZE", default=50)
+
+# --- PDF reports (workers.pdf) ------------------------------------------------------------------
+
+# --- Documents and embeddings (workers.documents) -----------------------------------------------
+
+# --- Documentation sources (workers.sources) ----------------------------------------------------
+
+# --- LLM APIs (workers.llm) ---------------------------------------------------------------------
+
+# --- Maintenance jobs (workers.jobs.maintenance) ------------------------------------------------
 
 # --- Logging ------------------------------------------------------------------------------------
 # GREENROOM_LOG_FORMAT=json writes one JSON object per line (for log shippers); "text" for people.

@@ -10,6 +10,10 @@ from workers import health
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("workers.urls")),
+    path("pdf/", include("workers.pdf.urls")),
+    path("documents/", include("workers.documents.urls")),
+    path("sources/", include("workers.sources.urls")),
+    path("llm/", include("workers.llm.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

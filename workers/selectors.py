@@ -33,3 +33,12 @@ def job_list(*, user: Any, status: str | None = None, task: str | None = None) -
 def job_get(*, user: Any, job_id: uuid.UUID | str) -> Job | None:
     """The job if it exists and the user may see it, else None."""
     return job_visible_to(user=user).filter(pk=job_id).first()
+
+
+def job_latest(*, task: str, **params: Any) -> Job | None:
+    """The newest job of `task` whose params include `params` (e.g. report_id=3), or None.
+
+    Domain admin pages and views use it to show "the latest job" of a report, source or API.
+    """
+    lookups = {f"params__{name}": value for name, value in params.items()}
+    return Job.objects.filter(task=task, **lookups).order_by("-created_at").first()

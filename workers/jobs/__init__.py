@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from workers.jobs import diagnostics
+from workers.jobs import diagnostics, documents, llm, maintenance, pdf, sources
 
-__all__ = ["diagnostics"]
+__all__ = ["diagnostics", "documents", "llm", "maintenance", "pdf", "sources"]

@@ -1,0 +1,1 @@
+"""documents jobs (issue 3)."""

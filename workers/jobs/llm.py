@@ -1,0 +1,1 @@
+"""llm jobs (issue 3)."""

@@ -1,0 +1,1 @@
+"""maintenance jobs (issue 3)."""

@@ -1,0 +1,1 @@
+"""pdf jobs (issue 3)."""

@@ -1,0 +1,1 @@
+"""sources jobs (issue 3)."""

@@ -1,0 +1,11 @@
+"""The llm domain app (issue 3)."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class LlmConfig(AppConfig):
+    name = "workers.llm"
+    label = "llm"
+    default_auto_field = "django.db.models.BigAutoField"

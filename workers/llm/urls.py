@@ -1,0 +1,8 @@
+"""URLs of the llm app."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+app_name = "llm"
+urlpatterns: list[URLPattern] = []
