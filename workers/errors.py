@@ -41,6 +41,12 @@ class IllegalTransition(GreenroomError):
 class TransientError(GreenroomError):
     """A temporary failure: the job is retried with backoff."""
 
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        # What the failing service asked for (e.g. HTTP Retry-After), in seconds: the retry waits at
+        # least this long, but never beyond the job's max_backoff (execution.retry_delay_ms).
+        self.retry_after_ms = None if retry_after is None else max(0, int(retry_after * 1000))
+
 
 class PermanentError(GreenroomError):
     """A failure that retrying cannot fix: the job fails at once."""

@@ -119,6 +119,15 @@ def backoff_ms(spec: JobSpec, retries: int) -> int:
     return int(delay)
 
 
+def retry_delay_ms(spec: JobSpec, retries: int, exc: BaseException) -> int:
+    """The backoff, or longer if the error carries `retry_after_ms` (capped at max_backoff)."""
+    delay = backoff_ms(spec, retries)
+    asked = getattr(exc, "retry_after_ms", None)
+    if isinstance(asked, int) and asked > delay:
+        delay = min(asked, int(spec.max_backoff * 1000))
+    return delay
+
+
 def record_failure(
     spec: JobSpec, job_id: str, exc: BaseException, *, retries: int, attempt: int | None = None
 ) -> int | None:
@@ -139,7 +148,7 @@ def record_failure(
     error = describe(exc)
     if attempt is not None and not (job.status == JobStatus.RUNNING and job.attempts == attempt):
         if attempt == 0 and job.status == JobStatus.READY and spec.is_transient(exc) and retries < spec.max_retries:
-            return backoff_ms(spec, retries)
+            return retry_delay_ms(spec, retries, exc)
         logger.warning("job %s (%s): attempt %s failed with %s, but the job has moved on (%s, attempt %d); "
                        "not recorded", job_id, spec.name, attempt or "-", error["error_class"], job.status,
                        job.attempts)
@@ -149,7 +158,7 @@ def record_failure(
             job.mark_cancelled()
             return None
         if spec.is_transient(exc) and retries < spec.max_retries:
-            delay = backoff_ms(spec, retries)
+            delay = retry_delay_ms(spec, retries, exc)
             job.schedule_retry(**error, delay_ms=delay)
             logger.info("job %s (%s) failed with %s; retry %d in %d ms", job_id, spec.name,
                         error["error_class"], retries + 1, delay)

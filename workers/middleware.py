@@ -53,7 +53,7 @@ class LedgerRetries(Retries):
             return
         if exception is None:
             return
-        from workers.execution import ATTEMPT_OPTION, backoff_ms, record_failure
+        from workers.execution import ATTEMPT_OPTION, record_failure, retry_delay_ms
 
         retries = message.options.get("retries", 0)
         # Which run failed (absent: the delivery failed before it claimed the row). Popped, so that
@@ -64,7 +64,7 @@ class LedgerRetries(Retries):
         except Exception:  # the ledger is down: retry by the job's own rules, without recording
             logger.exception("job %s: could not record its failure in the ledger", message.message_id)
             retry = spec.is_transient(exception) and retries < spec.max_retries
-            delay = backoff_ms(spec, retries) if retry else None
+            delay = retry_delay_ms(spec, retries, exception) if retry else None
         message.options["retries"] = retries + 1
         message.options["traceback"] = traceback.format_exc(limit=30)
         if delay is None:
