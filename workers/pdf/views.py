@@ -1,0 +1,138 @@
+"""PDF builds over HTTP: ask for one, follow it, fetch the file.
+
+    POST /pdf/reports/<pk>/        → 202 {"id", "status", "url"} + Location; the build already queued
+                                     or running for this report if there is one
+    GET  /pdf/status/<job id>/     → 200 JSON while READY/RUNNING (with progress), and for a FAILED or
+                                     CANCELLED build (with the error); 302 → the file once SUCCESSFUL;
+                                     410 once the file has expired
+    GET  /pdf/files/<job id>.pdf   → the PDF, to whoever may see the job (its owner, staff)
+
+Authentication as for the jobs API (session or `Authorization: Token`; 401/403 JSON). Reports and
+jobs a user may not see answer 404, as if they did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from workers import selectors as job_selectors
+from workers.auth import AuthFailed, authenticate
+from workers.errors import DuplicateJob
+from workers.models import Job, JobStatus
+from workers.pdf import conf, selectors, services
+from workers.views import error
+
+
+def pdf_view(methods: set[str]) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    """Method check and authentication around a view; passes the user in (like workers.views.api_view)."""
+
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+        @csrf_exempt  # session requests are CSRF-checked in authenticate(); token requests need none
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in methods:
+                response = error(405, f"method {request.method} not allowed")
+                response["Allow"] = ", ".join(sorted(methods))
+                return response
+            try:
+                user = authenticate(request)
+            except AuthFailed as refused:
+                response = error(refused.status, refused.reason)
+                if refused.status == 401:
+                    response["WWW-Authenticate"] = "Token"
+                return response
+            return view(request, user, *args, **kwargs)
+
+        wrapper.__name__ = view.__name__
+        wrapper.__doc__ = view.__doc__
+        return wrapper
+
+    return decorate
+
+
+def status_url(job: Job) -> str:
+    return reverse("pdf:status", args=[job.pk])
+
+
+def file_url(job: Job) -> str:
+    return reverse("pdf:file", args=[f"{job.pk}.pdf"])
+
+
+@pdf_view({"POST"})
+def build(request: HttpRequest, user: Any, pk: int) -> HttpResponseBase:
+    """Ask for a PDF of report `pk`: 202 with the build job (a new one, or the one already running)."""
+    report = selectors.report_get(user=user, report_id=pk)
+    if report is None:
+        return error(404, "no such report")
+    try:
+        job, _ = services.pdf_build_request(report=report, requested_by=user)
+    except DuplicateJob:
+        return error(409, "a build of this report was just finishing; ask again")
+    if job_selectors.job_get(user=user, job_id=job.pk) is None:
+        # The build already running was asked for by someone else (staff, for an owner's report):
+        # this user may not follow it. Better a clear answer than a status URL that says 404.
+        return error(409, "another user's build of this report is running; ask again when it has finished",
+                     status=job.status)
+    url = status_url(job)
+    response = JsonResponse({"id": str(job.pk), "status": job.status, "url": url}, status=202)
+    response["Location"] = url
+    return response
+
+
+@pdf_view({"GET", "HEAD"})
+def status(request: HttpRequest, user: Any, job_id: str) -> HttpResponseBase:
+    """Where a build stands: JSON while it runs or after it failed, a redirect to the file once done."""
+    job = selectors.build_job_get(user=user, job_id=job_id)
+    if job is None:
+        return error(404, "no such PDF build")
+    if job.status == JobStatus.SUCCESSFUL:
+        if not selectors.build_file(job).is_file():
+            return error(410, "this PDF has expired and was deleted; ask for a new one", status=job.status)
+        return HttpResponseRedirect(file_url(job))
+    body: dict[str, Any] = {
+        "id": str(job.pk),
+        "status": job.status,
+        "progress": {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "percent": job.percent,
+            "message": job.progress_message,
+        },
+        "error": {"type": job.error_class, "message": job.error_message} if job.is_finished else None,
+        "url": status_url(job),
+    }
+    return JsonResponse(body)
+
+
+@pdf_view({"GET", "HEAD"})
+def file(request: HttpRequest, user: Any, filename: str) -> HttpResponseBase:
+    """The PDF of a successful build the user may see; 410 once it has expired."""
+    stem, dot, extension = filename.rpartition(".")
+    job = selectors.build_job_get(user=user, job_id=stem) if dot and extension == "pdf" else None
+    if job is None or job.status != JobStatus.SUCCESSFUL:
+        return error(404, "no such PDF")
+    path = selectors.build_file(job)
+    if not path.is_file():
+        return error(410, "this PDF has expired and was deleted; ask for a new one")
+    settings = conf.get()
+    download_name = f"report-{job.params.get('report_id', 'unknown')}.pdf"
+    response: HttpResponseBase
+    if settings.sendfile == "x-accel-redirect":
+        # nginx serves MEDIA_ROOT/pdf/ from an `internal` location: only this header reaches it.
+        response = HttpResponse(content_type="application/pdf")
+        response["X-Accel-Redirect"] = f"{settings.accel_prefix}{job.pk}.pdf"
+    elif settings.sendfile == "x-sendfile":
+        response = HttpResponse(content_type="application/pdf")
+        response["X-Sendfile"] = str(path)
+    else:
+        # Streamed from disk in blocks: never the whole file in memory.
+        response = FileResponse(path.open("rb"), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{download_name}"'
+    # Per-user content: no shared cache may keep it.
+    response["Cache-Control"] = "private, no-store"
+    return response
