@@ -1,8 +1,12 @@
-"""URLs of the sources app."""
+"""URLs of the sources app, mounted under /sources/."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from workers.sources import views
 
 app_name = "sources"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("<int:pk>/sync/", views.sync, name="sync"),
+]
