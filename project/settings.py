@@ -177,18 +177,50 @@ GREENROOM_REPUBLISH_AFTER = env.float("GREENROOM_REPUBLISH_AFTER", default=600.0
 GREENROOM_WORKER_MEMORY_CAP_MB = env.int("GREENROOM_WORKER_MEMORY_CAP_MB", default=400)
 # Worker slots started by `runstack`: space-separated "queue,queue:threads" (one process each).
 GREENROOM_WORKERS = env.str("GREENROOM_WORKERS", default="interactive,default:4 batch,default:2")
+# `runstack` creates demo data (reports, a docs/ source, documents) on start-up (idempotent).
+GREENROOM_SEED_DEMO = env.bool("GREENROOM_SEED_DEMO", default=True)
 # Page size of GET /api/jobs/.
 GREENROOM_PAGE_SIZE = env.int("GREENROOM_PAGE_SIZE", default=50)
 
 # --- PDF reports (workers.pdf) ------------------------------------------------------------------
+# Days a built PDF is kept; pdf_delete_expired() (the nightly clean-up) deletes older ones, and their
+# status URL then answers 410 Gone.
+GREENROOM_PDF_RETENTION_DAYS = env.int("GREENROOM_PDF_RETENTION_DAYS", default=7)
+# How /pdf/files/ hands the file over: "" (Django streams it), "x-accel-redirect" (nginx) or
+# "x-sendfile" (Apache mod_xsendfile, lighttpd): the web server sends it, Django only checks access.
+GREENROOM_PDF_SENDFILE = env.str("GREENROOM_PDF_SENDFILE", default="")
+# The internal nginx location that maps to MEDIA_ROOT/pdf/ (with "x-accel-redirect").
+GREENROOM_PDF_ACCEL_PREFIX = env.str("GREENROOM_PDF_ACCEL_PREFIX", default="/protected/pdf/")
 
 # --- Documents and embeddings (workers.documents) -----------------------------------------------
+# Embedding backend: "wordllama" (local, offline, 256 dimensions) or "openai" (any OpenAI-compatible
+# POST {URL}/v1/embeddings server). The key is sent as a Bearer token and never logged.
+GREENROOM_EMBEDDING_BACKEND = env.str("GREENROOM_EMBEDDING_BACKEND", default="wordllama")
+GREENROOM_EMBEDDING_URL = env.str("GREENROOM_EMBEDDING_URL", default="")
+GREENROOM_EMBEDDING_API_KEY = env.str("GREENROOM_EMBEDDING_API_KEY", default="")
+GREENROOM_EMBEDDING_MODEL = env.str("GREENROOM_EMBEDDING_MODEL", default="text-embedding-3-small")
+# Expected vector size of the "openai" backend; 0 accepts whatever the server answers.
+GREENROOM_EMBEDDING_DIM = env.int("GREENROOM_EMBEDDING_DIM", default=0)
+# Chunks embedded per call to the backend (one progress update per batch).
+GREENROOM_EMBEDDING_BATCH = env.int("GREENROOM_EMBEDDING_BATCH", default=64)
+# Chunk size and overlap of document texts, in characters (cuts snap to word boundaries).
+GREENROOM_CHUNK_SIZE = env.int("GREENROOM_CHUNK_SIZE", default=1000)
+GREENROOM_CHUNK_OVERLAP = env.int("GREENROOM_CHUNK_OVERLAP", default=200)
+# Enqueue documents.embed_document whenever a document's text is created or changed.
+GREENROOM_EMBED_ON_SAVE = env.bool("GREENROOM_EMBED_ON_SAVE", default=True)
 
 # --- Documentation sources (workers.sources) ----------------------------------------------------
+# Where git sources given by URL are mirrored (one bare repository per source: <dir>/<id>.git).
+GREENROOM_SOURCES_DIR = Path(env.str("GREENROOM_SOURCES_DIR", default=str(MEDIA_ROOT / "sources")))
+# Files larger than this (bytes) are counted as failed by a sync instead of being read.
+GREENROOM_SOURCE_MAX_FILE_BYTES = env.int("GREENROOM_SOURCE_MAX_FILE_BYTES", default=2 * 1024 * 1024)
 
 # --- LLM APIs (workers.llm) ---------------------------------------------------------------------
 
 # --- Maintenance jobs (workers.jobs.maintenance) ------------------------------------------------
+# Finished jobs (SUCCESSFUL, FAILED, CANCELLED) older than this many days are deleted by
+# maintenance.prune_jobs; 0 keeps them for ever.
+GREENROOM_JOB_RETENTION_DAYS = env.int("GREENROOM_JOB_RETENTION_DAYS", default=30)
 
 # --- Logging ------------------------------------------------------------------------------------
 # GREENROOM_LOG_FORMAT=json writes one JSON object per line (for log shippers); "text" for people.

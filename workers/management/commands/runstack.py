@@ -62,6 +62,9 @@ class Command(BaseCommand):
             except EmbeddedRedisError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(f"Embedded Redis on {redis.url}")
+        if settings.GREENROOM_SEED_DEMO:
+            # After Redis is up: the demo documents' embed jobs are published straight away.
+            call_command("seed_demo", verbosity=0)
 
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         programs = [
