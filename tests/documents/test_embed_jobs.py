@@ -39,6 +39,9 @@ def test_creating_a_document_embeds_it(eager):
     assert job.result == {"document_id": document.pk, "chunks": chunks.count(), "dim": 256, "backend": "wordllama"}
     assert chunks.count() > 3
     assert all(len(bytes(chunk.vector)) == 256 * 4 and chunk.dim == 256 for chunk in chunks)
+    # progress counted chunks, and ended complete
+    assert (job.progress_done, job.progress_total) == (chunks.count(), chunks.count())
+    assert job.progress_message == f"embedded {chunks.count()} of {chunks.count()} chunks"
     document.refresh_from_db()
     assert document.is_embedded
 
@@ -107,6 +110,8 @@ def test_batch_goes_on_after_a_bad_document(eager, settings):
     assert job.result["skipped"] == 0
     assert [error["document_id"] for error in job.result["errors"]] == [empty.pk, 999_999]
     assert "has no text to embed" in job.result["errors"][0]["error"]
+    # progress counted documents, bad ones included
+    assert (job.progress_done, job.progress_total) == (4, 4)
     # Run again: the embedded ones are skipped.
     again = document_embed_batch_enqueue(document_ids=None, scope="test")
     assert again.result["skipped"] == 2
