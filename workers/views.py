@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from workers import conf, selectors, services
@@ -43,12 +44,15 @@ def error(http_status: int, message: str, /, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=http_status)
 
 
-def api_view(methods: set[str]) -> Callable[[Callable[..., JsonResponse]], Callable[..., JsonResponse]]:
-    """Method check, authentication and JSON errors around an API view; passes the user in."""
+def api_view(methods: set[str]) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    """Method check, authentication and JSON errors around an API view; passes the user in.
 
-    def decorate(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    Domain apps use it too, for views that answer with a redirect or a file as well as JSON.
+    """
+
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @csrf_exempt  # session requests are CSRF-checked in authenticate(); token requests need none
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 response = error(405, f"method {request.method} not allowed")
                 response["Allow"] = ", ".join(sorted(methods))

@@ -13,46 +13,17 @@ jobs a user may not see answer 404, as if they did not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 
 from workers import selectors as job_selectors
-from workers.auth import AuthFailed, authenticate
 from workers.errors import DuplicateJob
 from workers.models import Job, JobStatus
 from workers.pdf import conf, selectors, services
-from workers.views import error
-
-
-def pdf_view(methods: set[str]) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
-    """Method check and authentication around a view; passes the user in (like workers.views.api_view)."""
-
-    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-        @csrf_exempt  # session requests are CSRF-checked in authenticate(); token requests need none
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if request.method not in methods:
-                response = error(405, f"method {request.method} not allowed")
-                response["Allow"] = ", ".join(sorted(methods))
-                return response
-            try:
-                user = authenticate(request)
-            except AuthFailed as refused:
-                response = error(refused.status, refused.reason)
-                if refused.status == 401:
-                    response["WWW-Authenticate"] = "Token"
-                return response
-            return view(request, user, *args, **kwargs)
-
-        wrapper.__name__ = view.__name__
-        wrapper.__doc__ = view.__doc__
-        return wrapper
-
-    return decorate
+from workers.views import api_view, error
 
 
 def status_url(job: Job) -> str:
@@ -63,7 +34,7 @@ def file_url(job: Job) -> str:
     return reverse("pdf:file", args=[f"{job.pk}.pdf"])
 
 
-@pdf_view({"POST"})
+@api_view({"POST"})
 def build(request: HttpRequest, user: Any, pk: int) -> HttpResponseBase:
     """Ask for a PDF of report `pk`: 202 with the build job (a new one, or the one already running)."""
     report = selectors.report_get(user=user, report_id=pk)
@@ -84,7 +55,7 @@ def build(request: HttpRequest, user: Any, pk: int) -> HttpResponseBase:
     return response
 
 
-@pdf_view({"GET", "HEAD"})
+@api_view({"GET", "HEAD"})
 def status(request: HttpRequest, user: Any, job_id: str) -> HttpResponseBase:
     """Where a build stands: JSON while it runs or after it failed, a redirect to the file once done."""
     job = selectors.build_job_get(user=user, job_id=job_id)
@@ -109,7 +80,7 @@ def status(request: HttpRequest, user: Any, job_id: str) -> HttpResponseBase:
     return JsonResponse(body)
 
 
-@pdf_view({"GET", "HEAD"})
+@api_view({"GET", "HEAD"})
 def file(request: HttpRequest, user: Any, filename: str) -> HttpResponseBase:
     """The PDF of a successful build the user may see; 410 once it has expired."""
     stem, dot, extension = filename.rpartition(".")
