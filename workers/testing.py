@@ -86,17 +86,23 @@ def greenroom_worker(greenroom_stub_broker: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def run_jobs(greenroom_stub_broker: Any, greenroom_worker: Any) -> Callable[..., list[Any]]:
-    """`run_jobs(timeout=30)`: process until all queues are empty; return the jobs that finished."""
+    """`run_jobs(timeout=30)`: process until all queues are empty; return the jobs that finished
+    since the worker started (first call) or since the previous call — the worker runs all along,
+    so a quick job may already be done before `run_jobs()` is called."""
     from django.utils import timezone
 
     from workers.models import FINISHED_STATUSES, Job
 
+    since = [timezone.now()]
+
     def run(timeout: float = 30.0) -> list[Job]:
-        since = timezone.now()
         for queue in sorted(greenroom_stub_broker.queues):
             if not queue.endswith(".DQ"):
                 greenroom_stub_broker.join(queue, timeout=int(timeout * 1000), fail_fast=False)
         greenroom_worker.join()
-        return list(Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__gte=since).order_by("finished_at"))
+        until = timezone.now()
+        finished = Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__gte=since[0], finished_at__lte=until)
+        since[0] = until
+        return list(finished.order_by("finished_at"))
 
     return run
