@@ -222,6 +222,16 @@ GREENROOM_SOURCE_MAX_FILE_BYTES = env.int("GREENROOM_SOURCE_MAX_FILE_BYTES", def
 # maintenance.prune_jobs; 0 keeps them for ever.
 GREENROOM_JOB_RETENTION_DAYS = env.int("GREENROOM_JOB_RETENTION_DAYS", default=30)
 
+# --- Schedules (schedules) ----------------------------------------------------------------------
+# Overrides of the code table in schedules/periodic.py, as JSON: {"<name>": "<cron>" or "off"}.
+GREENROOM_PERIODIC = env.json("GREENROOM_PERIODIC", default={})
+# Time zone of the code table's crons (database schedules carry their own); default TIME_ZONE.
+GREENROOM_SCHEDULER_TIMEZONE = env.str("GREENROOM_SCHEDULER_TIMEZONE", default=TIME_ZONE)
+# Seconds the active runscheduler's Redis lease lasts unless renewed (renewed every third of it).
+GREENROOM_SCHEDULER_LEASE_TTL = env.float("GREENROOM_SCHEDULER_LEASE_TTL", default=10.0)
+# A slot older than this many seconds when the scheduler sees it was missed: its misfire policy applies.
+GREENROOM_SCHEDULER_GRACE = env.float("GREENROOM_SCHEDULER_GRACE", default=60.0)
+
 # --- Logging ------------------------------------------------------------------------------------
 # GREENROOM_LOG_FORMAT=json writes one JSON object per line (for log shippers); "text" for people.
 GREENROOM_LOG_FORMAT = env.str("GREENROOM_LOG_FORMAT", default="text")

@@ -1,4 +1,4 @@
-"""The schedules app: periodic jobs and admin-editable schedules (issue 4 fills it in)."""
+"""The schedules app: periodic jobs in code, admin-editable schedules, and the scheduler."""
 
 from __future__ import annotations
 
@@ -8,3 +8,6 @@ from django.apps import AppConfig
 class SchedulesConfig(AppConfig):
     name = "schedules"
     verbose_name = "Greenroom schedules"
+
+    def ready(self) -> None:
+        from schedules import checks  # noqa: F401 - registers the system checks

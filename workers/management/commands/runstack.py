@@ -81,6 +81,7 @@ class Command(BaseCommand):
                 argv=[*manage, "rundramatiq", "--processes", "1", "--threads", str(threads),
                       "--worker-shutdown-timeout", str(WORKER_SHUTDOWN_TIMEOUT_MS), "--queues", *queues],
             ))
+        programs.append(Program(name="scheduler", argv=[*manage, "runscheduler"]))
         supervisor = Supervisor(programs, stop_timeout=WORKER_SHUTDOWN_TIMEOUT_MS / 1000 + 10,
                                 say=lambda line: self.stdout.write(line))
 
