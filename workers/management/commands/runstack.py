@@ -95,7 +95,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Greenroom is running on http://{host}:{port}/"))
         self.stdout.write(f"  admin:  http://{host}:{port}/admin/  login {login}")
         self.stdout.write(f"  API:    POST http://{host}:{port}/api/jobs/  (token: manage.py create_api_token admin)")
-        self.stdout.write(f"  workers: {', '.join(p.name for p in programs[1:])}")
+        self.stdout.write(f"  programs: {', '.join(p.name for p in programs[1:])}")
         try:
             supervisor.run()
         finally:
