@@ -1,7 +1,12 @@
-"""The code-defined periodic jobs, in one readable table.
+"""The code-defined periodic jobs, collected in one readable table.
 
-Each entry is a periodiq-style cron string next to the job it enqueues and why it runs. Greenroom's
-own scheduler (`manage.py runscheduler`) fires them, not periodiq's: see docs/schedules.md.
+Each is declared next to its job, periodiq-style: `@job("maintenance.reconcile", ...,
+periodic=cron("* * * * *"), why="...")`. `declared()` collects them: the admin's schedule list
+shows the table, and so does docs/schedules.md. Greenroom's own scheduler (`manage.py runscheduler`)
+fires them, not periodiq's: see docs/schedules.md.
+
+The defaults: maintenance.reconcile every minute; maintenance.prune_jobs at 03:30,
+maintenance.cleanup_files at 03:45 and sources.sync_all at 02:00 nightly; llm.validate_all hourly.
 Override an entry's cron, or turn it off, with GREENROOM_PERIODIC = {"<name>": "<cron>" | "off"};
 the crons run in GREENROOM_SCHEDULER_TIMEZONE (default TIME_ZONE).
 """
@@ -12,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
+
+from workers import catalogue
 
 OFF = "off"
 
@@ -35,25 +42,24 @@ class PeriodicJob:
         return f"code:{self.name}"
 
 
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
-    PeriodicJob("reconcile", "* * * * *", "maintenance.reconcile",
-                why="heal pass: stale RUNNING jobs, lost messages, missing embeddings"),
-    PeriodicJob("prune_jobs", "30 3 * * *", "maintenance.prune_jobs",
-                why="delete finished jobs past GREENROOM_JOB_RETENTION_DAYS"),
-    PeriodicJob("cleanup_files", "45 3 * * *", "maintenance.cleanup_files",
-                why="delete expired and orphan PDFs and temporary files"),
-    PeriodicJob("sync_sources", "0 2 * * *", "sources.sync_all",
-                why="refresh every documentation source overnight"),
-    PeriodicJob("validate_llm_apis", "0 * * * *", "llm.validate_all",
-                why="notice a revoked key or a dead endpoint within the hour"),
-)
+def declared() -> tuple[PeriodicJob, ...]:
+    """The table: every catalogue job declared with `periodic=cron(...)`, by name.
+
+    An entry is named after its job (`maintenance.reconcile`): its fires are keyed
+    `code:<job name>`, and GREENROOM_PERIODIC overrides it by that name.
+    """
+    return tuple(
+        PeriodicJob(spec.name, spec.periodic, spec.name, why=spec.periodic_why)
+        for spec in catalogue.all_jobs()
+        if spec.periodic
+    )
 
 
 def periodic_jobs() -> list[PeriodicJob]:
     """The table with GREENROOM_PERIODIC applied: crons overridden, 'off' entries left out."""
     overrides: dict[str, str] = getattr(settings, "GREENROOM_PERIODIC", {}) or {}
     jobs = []
-    for entry in PERIODIC_JOBS:
+    for entry in declared():
         cron = overrides.get(entry.name, entry.cron)
         if str(cron).strip().lower() == OFF:
             continue
@@ -63,7 +69,7 @@ def periodic_jobs() -> list[PeriodicJob]:
 
 def unknown_overrides() -> list[str]:
     """Names in GREENROOM_PERIODIC that are not in the table (a typo silently does nothing otherwise)."""
-    names = {entry.name for entry in PERIODIC_JOBS}
+    names = {entry.name for entry in declared()}
     return sorted(set(getattr(settings, "GREENROOM_PERIODIC", {}) or {}) - names)
 
 

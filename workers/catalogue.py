@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import dramatiq
+import periodiq
 import pydantic
 import redis.exceptions
 from django.db import InterfaceError, OperationalError
@@ -88,6 +89,9 @@ class JobSpec:
     priority: int
     transient: tuple[type[BaseException], ...]
     unique_key: Callable[[dict[str, Any]], str] | None = None
+    # periodiq-style cron string of a code-defined schedule (fired by schedules/, not periodiq).
+    periodic: str | None = None
+    periodic_why: str = ""
     actor: dramatiq.Actor[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -113,6 +117,8 @@ def job(
     priority: int | None = None,
     transient: tuple[type[BaseException], ...] = (),
     unique_key: Callable[[dict[str, Any]], str] | None = None,
+    periodic: periodiq.CronSpec | str | None = None,
+    why: str = "",
 ) -> Callable[[F], F]:
     """Declare `fn` as the job `name` (`<area>.<action>`) in latency class `queue`.
 
@@ -120,6 +126,10 @@ def job(
     function is called with them as keyword arguments. `transient` adds exception classes to the
     ones retried by default. `unique_key(params)` returns a key of which at most one job may be
     active. Times are in seconds.
+
+    `periodic=cron("0 2 * * *")` (periodiq's spec, or the same string) runs the job on that
+    schedule with no params — `why` says what for. `schedules/periodic.py` collects these into the
+    table that `runscheduler` fires; GREENROOM_PERIODIC overrides or turns them off.
     """
     if not NAME_RE.fullmatch(name):
         raise CatalogueError(f"job name {name!r} must look like '<area>.<action>' (lowercase)")
@@ -150,6 +160,7 @@ def job(
         raise CatalogueError(f"job {name!r}: hard_time_limit ({hard}) is below time_limit ({soft})")
     if unique_key is not None and not callable(unique_key):
         raise CatalogueError(f"job {name!r}: unique_key must be a function of the params")
+    cron_expression = _periodic_expression(name, periodic)
 
     def decorate(fn: F) -> F:
         # Imported here: execution imports the ledger models, which need the app registry.
@@ -170,6 +181,8 @@ def job(
             priority=defaults.priority if priority is None else priority,
             transient=DEFAULT_TRANSIENT + tuple(transient),
             unique_key=unique_key,
+            periodic=cron_expression,
+            periodic_why=why,
         )
 
         def run(job_id: str) -> None:
@@ -192,6 +205,18 @@ def job(
         return fn
 
     return decorate
+
+
+def _periodic_expression(name: str, periodic: periodiq.CronSpec | str | None) -> str | None:
+    """The cron string of a `periodic=` declaration, checked by periodiq's parser at import."""
+    if periodic is None:
+        return None
+    expression = str(periodic).strip()
+    try:
+        periodiq.cron(expression)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:  # what periodiq raises on bad specs
+        raise CatalogueError(f"job {name!r}: periodic {expression!r} is not a valid cron: {exc}") from None
+    return expression
 
 
 def get(name: str) -> JobSpec | None:

@@ -46,7 +46,7 @@ def test_cancelled_running_job_stops_soon_and_is_not_retried(start_workers, brok
     took = clock.elapsed
     say(f"cancel of a running job → CANCELLED in {took:.2f} s")
     assert done.status == JobStatus.CANCELLED
-    assert took < 3.0
+    assert took < 15.0  # well before the 30 s sleep would end (margin for a loaded machine)
     assert done.finished_at is not None and done.cancel_requested_at is not None
     # And its message was acked, not retried nor dead-lettered
     wait_for(lambda: broker.client.hlen("dramatiq:default.msgs") == 0, timeout=10, what="the message to be acked")

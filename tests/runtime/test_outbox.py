@@ -17,7 +17,7 @@ from workers.models import ApiToken, JobStatus
 
 # An enqueue with the broker down costs the connection attempts of project.broker (refused at once
 # on a local port): well under a second; the bound leaves room for a slow machine.
-ENQUEUE_LIMIT = 3.0
+ENQUEUE_LIMIT = 5.0
 
 
 def _api_client(django_user_model) -> tuple[Client, dict[str, str]]:

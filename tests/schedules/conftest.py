@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from schedules.periodic import PERIODIC_JOBS
+from schedules.periodic import declared
 
 
 def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
@@ -19,11 +19,16 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: 
 
 @pytest.fixture
 def code_table(settings: Any) -> Callable[..., None]:
-    """`code_table(reconcile="* * * * *")`: only these code schedules, with these crons; none by default."""
+    """`code_table(reconcile="* * * * *")`: only these code schedules, with these crons; none by default.
+
+    Entries are named after their job (`maintenance.reconcile`); the keywords name the action part.
+    """
     settings.GREENROOM_SCHEDULER_TIMEZONE = "UTC"
 
     def only(**crons: str) -> None:
-        settings.GREENROOM_PERIODIC = {entry.name: crons.get(entry.name, "off") for entry in PERIODIC_JOBS}
+        settings.GREENROOM_PERIODIC = {
+            entry.name: crons.get(entry.name.rsplit(".", 1)[-1], "off") for entry in declared()
+        }
 
     only()
     return only

@@ -101,5 +101,5 @@ def test_the_system_check_fails_for_a_code_entry_naming_an_unknown_job_or_a_bad_
     from schedules import periodic
 
     code_table()  # the real entries off; "ghost" is not among them, so it stays on
-    monkeypatch.setattr(periodic, "PERIODIC_JOBS", (periodic.PeriodicJob("ghost", "* * *", "gone.away"),))
+    monkeypatch.setattr(periodic, "declared", lambda: (periodic.PeriodicJob("ghost", "* * *", "gone.away"),))
     assert {"schedules.E001", "schedules.E002"} <= _check_ids()

@@ -17,7 +17,7 @@ from django.db import connection
 from project.broker import redis_client
 from schedules.lease import LEASE_KEY, Lease
 from schedules.models import Fire, Schedule
-from schedules.periodic import PERIODIC_JOBS
+from schedules.periodic import declared
 from schedules.scheduler import Scheduler
 from tests.schedules.conftest import at
 from tests.support.workers import wait_for, worker_env
@@ -56,7 +56,7 @@ def test_an_unrenewed_lease_expires_after_its_ttl(redis):
 
 def test_two_schedulers_ticking_together_make_one_job_per_slot(transactional_db, broker, settings):
     # Both act at once (as if the lease were lost mid-tick): the Fire table still lets one win.
-    settings.GREENROOM_PERIODIC = {entry.name: "off" for entry in PERIODIC_JOBS}
+    settings.GREENROOM_PERIODIC = {entry.name: "off" for entry in declared()}
     Schedule.objects.create(name="every minute", task="diagnostics.noop", cron="* * * * *")
     start = at(2030, 6, 1, 12, 0, 30)
     barrier = threading.Barrier(2)
@@ -87,7 +87,7 @@ def test_two_schedulers_ticking_together_make_one_job_per_slot(transactional_db,
 
 def _start(tmp_path: Path, name: str) -> subprocess.Popen:
     env = worker_env(GREENROOM_SCHEDULER_LEASE_TTL=LEASE_TTL, PYTHONUNBUFFERED=1,
-                     GREENROOM_PERIODIC=json.dumps({entry.name: "off" for entry in PERIODIC_JOBS}))
+                     GREENROOM_PERIODIC=json.dumps({entry.name: "off" for entry in declared()}))
     log = (tmp_path / f"{name}.log").open("wb")
     try:
         return subprocess.Popen([sys.executable, "manage.py", "runscheduler", "--tick", str(TICK)],

@@ -34,7 +34,7 @@ def test_code_cron_fires_on_time_and_once_per_slot(code_table):
     again = Scheduler()
     again.activate(at(2027, 6, 1, 12, 0, 25))
     assert again.tick(at(2027, 6, 1, 12, 0, 30)) == []
-    assert _slots("code:reconcile") == [at(2027, 6, 1, 12)]
+    assert _slots("code:maintenance.reconcile") == [at(2027, 6, 1, 12)]
     assert Job.objects.count() == 1
 
 
@@ -43,10 +43,10 @@ def test_the_setting_overrides_or_turns_off_a_code_cron(code_table):
     scheduler = Scheduler()
     scheduler.activate(at(2027, 6, 1, 12, 0, 30))
     scheduler.tick(at(2027, 6, 1, 12, 5))
-    assert _slots("code:prune_jobs") == [at(2027, 6, 1, 12, 5)]
+    assert _slots("code:maintenance.prune_jobs") == [at(2027, 6, 1, 12, 5)]
     code_table()  # everything off
     scheduler.tick(at(2027, 6, 1, 12, 10))
-    assert _slots("code:prune_jobs") == [at(2027, 6, 1, 12, 5)]
+    assert _slots("code:maintenance.prune_jobs") == [at(2027, 6, 1, 12, 5)]
 
 
 def test_a_job_without_its_own_key_gets_the_schedule_slot_key(code_table):

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import pydantic
+from periodiq import cron
 
 from workers.catalogue import NoParams, job
 from workers.context import current_job
@@ -74,6 +75,8 @@ def validate_api(*, api_id: int) -> dict[str, int]:
     time_limit=1800,
     hard_time_limit=1900,
     unique_key=lambda params: "llm.validate_all",
+    periodic=cron("0 * * * *"),
+    why="notice a revoked key or a dead endpoint within the hour",
 )
 def validate_all() -> dict[str, Any]:
     ctx = current_job()

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pydantic
 from django.conf import settings
 from django.utils import timezone
+from periodiq import cron
 
 from workers import conf, publishing
 from workers.catalogue import job
@@ -34,7 +35,8 @@ class PruneParams(pydantic.BaseModel):
 
 
 @job("maintenance.prune_jobs", queue="batch", params=PruneParams, max_retries=2, time_limit=1800,
-     unique_key=lambda params: "maintenance.prune_jobs")
+     unique_key=lambda params: "maintenance.prune_jobs",
+     periodic=cron("30 3 * * *"), why="delete finished jobs past GREENROOM_JOB_RETENTION_DAYS")
 def prune_jobs(*, older_than_days: int | None = None) -> dict[str, int]:
     days = older_than_days or settings.GREENROOM_JOB_RETENTION_DAYS
     if not days:
@@ -44,7 +46,8 @@ def prune_jobs(*, older_than_days: int | None = None) -> dict[str, int]:
 
 
 @job("maintenance.cleanup_files", queue="batch", params=NoParams, max_retries=2, time_limit=1800,
-     unique_key=lambda params: "maintenance.cleanup_files")
+     unique_key=lambda params: "maintenance.cleanup_files",
+     periodic=cron("45 3 * * *"), why="delete expired and orphan PDFs and temporary files")
 def cleanup_files() -> dict[str, dict[str, int]]:
     from workers.pdf.services import pdf_delete_expired, pdf_delete_orphans
 
@@ -52,7 +55,8 @@ def cleanup_files() -> dict[str, dict[str, int]]:
 
 
 @job("maintenance.reconcile", queue="batch", params=NoParams, max_retries=1, time_limit=300,
-     unique_key=lambda params: "maintenance.reconcile")
+     unique_key=lambda params: "maintenance.reconcile",
+     periodic=cron("* * * * *"), why="heal pass: stale RUNNING jobs, lost messages, missing embeddings")
 def reconcile() -> dict[str, int]:
     from workers.documents.services import document_enqueue_missing_embeddings
 

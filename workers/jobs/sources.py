@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import pydantic
+from periodiq import cron
 
 from workers.catalogue import NoParams, job
 from workers.context import current_job
@@ -47,6 +48,8 @@ def sync_source(*, source_id: int) -> dict[str, object]:
     max_retries=1,
     time_limit=300,
     unique_key=lambda _params: "sources.sync_all",
+    periodic=cron("0 2 * * *"),
+    why="refresh every documentation source overnight",
 )
 def sync_all() -> dict[str, int]:
     queued = skipped = 0
