@@ -129,3 +129,29 @@ def test_killing_the_active_scheduler_hands_over_within_the_bound(transactional_
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+@pytest.mark.chaos
+def test_two_runscheduler_processes_fire_the_next_slot_once_and_a_worker_runs_it(start_workers, redis, tmp_path):
+    # Given a DB schedule every minute, two scheduler processes and a worker
+    schedule = Schedule.objects.create(name="each minute", task="diagnostics.noop", cron="* * * * *")
+    start_workers()
+    processes = [_start(tmp_path, "a"), _start(tmp_path, "b")]
+    try:
+        # When the next minute comes, the active scheduler fires its slot
+        fire = wait_for(lambda: Fire.objects.filter(schedule_key=schedule.key).first(), timeout=75, interval=0.5,
+                        what="the next minute's fire")
+        # Then its job runs to SUCCESSFUL on the worker
+        job = wait_for(lambda: Job.objects.filter(pk=fire.job_id, status="SUCCESSFUL").first(), timeout=30,
+                       what="the fired job to succeed")
+        assert job.task == "diagnostics.noop"
+        # And that slot has one fire and one job, though two schedulers were up
+        time.sleep(2 * TICK)
+        assert Fire.objects.filter(schedule_key=schedule.key, slot=fire.slot).count() == 1
+        fires = Fire.objects.filter(schedule_key=schedule.key).count()
+        assert Job.objects.filter(task="diagnostics.noop").count() == fires
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(15)
