@@ -1,4 +1,4 @@
-"""The documents domain app (issue 3)."""
+"""The documents app: documents, their chunks and embeddings, similarity search."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pdf jobs (issue 3).
+"""PDF jobs.
 
 - `pdf.build_report` `{"report_id": n}`: renders the report to `MEDIA_ROOT/pdf/<job id>.pdf` and
   returns `{"path": "pdf/<job id>.pdf", "pages": n, "bytes": size}`. One build per report at a time

@@ -1,4 +1,4 @@
-"""The llm domain app (issue 3)."""
+"""The llm app: OpenAI-compatible LLM API records and their validation."""
 
 from __future__ import annotations
 

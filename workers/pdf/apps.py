@@ -1,4 +1,4 @@
-"""The pdf domain app (issue 3)."""
+"""The pdf app: reports and their PDF builds."""
 
 from __future__ import annotations
 

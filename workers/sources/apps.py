@@ -1,4 +1,4 @@
-"""The sources domain app (issue 3)."""
+"""The sources app: documentation sources (directories, git repositories) synced into documents."""
 
 from __future__ import annotations
 
