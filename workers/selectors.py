@@ -5,19 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from workers.models import Job
 
 
+def visible_to[M: Model](rows: QuerySet[M], *, user: Any, owner_field: str) -> QuerySet[M]:
+    """The visibility rule of every owned object: all for staff, the user's own otherwise, none for
+    an anonymous user. `owner_field` names the foreign key to the owner."""
+    if not getattr(user, "is_authenticated", False):
+        return rows.none()
+    if getattr(user, "is_staff", False):
+        return rows
+    return rows.filter(**{owner_field: user})
+
+
 def job_visible_to(*, user: Any) -> QuerySet[Job]:
     """Every job for staff, the user's own otherwise; none for an anonymous user."""
-    jobs = Job.objects.all()
-    if not getattr(user, "is_authenticated", False):
-        return jobs.none()
-    if getattr(user, "is_staff", False):
-        return jobs
-    return jobs.filter(requested_by=user)
+    return visible_to(Job.objects.all(), user=user, owner_field="requested_by")
 
 
 def job_list(*, user: Any, status: str | None = None, task: str | None = None) -> QuerySet[Job]:

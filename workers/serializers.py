@@ -14,6 +14,16 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def progress_to_json(job: Job) -> dict[str, Any]:
+    """A job's progress as every endpoint shows it."""
+    return {
+        "done": job.progress_done,
+        "total": job.progress_total,
+        "percent": job.percent,
+        "message": job.progress_message,
+    }
+
+
 def job_to_json(job: Job, *, show_traceback: bool = False) -> dict[str, Any]:
     """A job as the API shows it."""
     error = None
@@ -26,12 +36,7 @@ def job_to_json(job: Job, *, show_traceback: bool = False) -> dict[str, Any]:
         "task": job.task,
         "queue": job.queue,
         "status": job.status,
-        "progress": {
-            "done": job.progress_done,
-            "total": job.progress_total,
-            "percent": job.percent,
-            "message": job.progress_message,
-        },
+        "progress": progress_to_json(job),
         "attempts": job.attempts,
         "params": job.params,
         "result": job.result,

@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 
-# Middleware of the stub broker: Greenroom's ledger semantics without the parts that act on the
-# process (the memory cap signals its parent, the hard-limit watchdog exits) — in a test run, that
-# process is pytest.
-STUB_MIDDLEWARE = (
+# Middleware that acts on the worker *process* (the memory cap signals its parent, the hard-limit
+# watchdog exits it): in a test run that process is pytest, so the stub broker leaves them out and
+# takes the rest of the project's own DRAMATIQ_BROKER middleware (ledger retries, DB connections…).
+PROCESS_MIDDLEWARE = frozenset({"workers.middleware.WorkerHousekeeping", "workers.middleware.MemoryCap"})
+# Used when the project's settings name no DRAMATIQ_BROKER middleware.
+DEFAULT_STUB_MIDDLEWARE = (
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.ShutdownNotifications",
@@ -33,6 +35,14 @@ STUB_MIDDLEWARE = (
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "workers.middleware.LedgerRetries",
 )
+
+
+def stub_middleware() -> list[str]:
+    """The project's broker middleware minus the process-level ones."""
+    from django.conf import settings
+
+    configured = getattr(settings, "DRAMATIQ_BROKER", {}).get("MIDDLEWARE") or DEFAULT_STUB_MIDDLEWARE
+    return [path for path in configured if path not in PROCESS_MIDDLEWARE]
 
 
 @pytest.fixture
@@ -51,7 +61,7 @@ def greenroom_stub_broker() -> Iterator[Any]:
     from workers import catalogue
 
     previous = dramatiq.get_broker()
-    broker = StubBroker(middleware=[import_string(path)() for path in STUB_MIDDLEWARE])
+    broker = StubBroker(middleware=[import_string(path)() for path in stub_middleware()])
     broker.emit_after("process_boot")
     moved = []
     for spec in catalogue.all_jobs():

@@ -18,12 +18,7 @@ BUILD_TASK = "pdf.build_report"
 
 def report_visible_to(*, user: Any) -> QuerySet[Report]:
     """Every report for staff, the user's own otherwise; none for an anonymous user."""
-    reports = Report.objects.all()
-    if not getattr(user, "is_authenticated", False):
-        return reports.none()
-    if getattr(user, "is_staff", False):
-        return reports
-    return reports.filter(owner=user)
+    return selectors.visible_to(Report.objects.all(), user=user, owner_field="owner")
 
 
 def report_get(*, user: Any, report_id: int) -> Report | None:

@@ -23,6 +23,7 @@ from workers import selectors as job_selectors
 from workers.errors import DuplicateJob
 from workers.models import Job, JobStatus
 from workers.pdf import conf, selectors, services
+from workers.serializers import progress_to_json
 from workers.views import api_view, error
 
 
@@ -68,12 +69,7 @@ def status(request: HttpRequest, user: Any, job_id: str) -> HttpResponseBase:
     body: dict[str, Any] = {
         "id": str(job.pk),
         "status": job.status,
-        "progress": {
-            "done": job.progress_done,
-            "total": job.progress_total,
-            "percent": job.percent,
-            "message": job.progress_message,
-        },
+        "progress": progress_to_json(job),
         "error": {"type": job.error_class, "message": job.error_message} if job.is_finished else None,
         "url": status_url(job),
     }
