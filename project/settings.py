@@ -6,6 +6,7 @@ lists them all with their defaults. Nothing else in the code base calls `os.envi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -110,7 +111,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missi
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
-LOGIN_URL = "admin:login"
+# End users log in at /accounts/login/ (any active user); staff pages use the admin's form.
+LOGIN_URL = "login"
 
 # Request bodies larger than this are refused with 413 by the API (Django's own check, reused).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("GREENROOM_MAX_BODY_BYTES", default=256 * 1024)
@@ -129,16 +131,27 @@ GREENROOM_BROKER_EMBEDDED = not GREENROOM_BROKER_URL
 if GREENROOM_BROKER_EMBEDDED:
     GREENROOM_BROKER_URL = f"unix://{GREENROOM_EMBEDDED_REDIS_SOCKET}"
 
+# GREENROOM_CACHE_URL: a Redis for Django's cache (may evict: allkeys-lru). Empty: per-process memory.
+# Never the broker's Redis, which must not evict (system check workers.E001).
+GREENROOM_CACHE_URL = env.str("GREENROOM_CACHE_URL", default="")
+if GREENROOM_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": GREENROOM_CACHE_URL}}
+
 # Redis broker tuning (see docs/settings.md): a SIGKILLed worker's messages come back after the
 # heartbeat timeout plus the wait for a maintenance run; Dramatiq's defaults (60 s, 0.1 %) measured
 # 84-297 s here, these measure under 30 s.
 GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS = env.int("GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS", default=15_000)
 GREENROOM_REDIS_MAINTENANCE_CHANCE = env.int("GREENROOM_REDIS_MAINTENANCE_CHANCE", default=100_000)
 
+# GREENROOM_NAMESPACE: the prefix of every broker key (Dramatiq's Redis namespace). Sites sharing one
+# Redis each set their own and never see each other's queues, dead letters or scheduler lease.
+GREENROOM_NAMESPACE = env.str("GREENROOM_NAMESPACE", default="dramatiq")
+
 DRAMATIQ_BROKER = {
     "BROKER": "project.broker.GreenroomRedisBroker",
     "OPTIONS": {
         "url": GREENROOM_BROKER_URL,
+        "namespace": GREENROOM_NAMESPACE,
         "heartbeat_timeout": GREENROOM_REDIS_HEARTBEAT_TIMEOUT_MS,
         "maintenance_chance": GREENROOM_REDIS_MAINTENANCE_CHANCE,
     },
@@ -153,6 +166,17 @@ DRAMATIQ_BROKER = {
         "workers.middleware.MemoryCap",
     ],
 }
+# GREENROOM_BROKER_URL=amqp://user:password@host:5672/vhost (or amqps://) selects RabbitMQ instead
+# (project/rabbitmq.py): the same middleware; the vhost is the namespace. Queues get `x-max-priority`
+# GREENROOM_RABBITMQ_MAX_PRIORITY (0: none); changing it means re-creating the queues (docs/operations.md).
+GREENROOM_RABBITMQ_MAX_PRIORITY = env.int("GREENROOM_RABBITMQ_MAX_PRIORITY", default=10)
+if GREENROOM_BROKER_URL.split("://", 1)[0].lower() in ("amqp", "amqps"):
+    DRAMATIQ_BROKER["BROKER"] = "project.rabbitmq.GreenroomRabbitmqBroker"
+    DRAMATIQ_BROKER["OPTIONS"] = {
+        "url": GREENROOM_BROKER_URL,
+        "namespace": GREENROOM_NAMESPACE,
+        "max_priority": GREENROOM_RABBITMQ_MAX_PRIORITY,
+    }
 # rundramatiq imports `<app>.jobs` of every installed app: the catalogue lives in workers/jobs/.
 DRAMATIQ_AUTODISCOVER_MODULES = ["jobs"]
 
@@ -181,6 +205,9 @@ GREENROOM_WORKERS = env.str("GREENROOM_WORKERS", default="interactive,default:4 
 GREENROOM_SEED_DEMO = env.bool("GREENROOM_SEED_DEMO", default=True)
 # Page size of GET /api/jobs/.
 GREENROOM_PAGE_SIZE = env.int("GREENROOM_PAGE_SIZE", default=50)
+# Worker processes commit many jobs' SUCCESSFUL writes in one statement (one writer thread per
+# process); each message is still acked only after its own row is durable.
+GREENROOM_LEDGER_GROUP_COMMIT = env.bool("GREENROOM_LEDGER_GROUP_COMMIT", default=False)
 
 # --- PDF reports (workers.pdf) ------------------------------------------------------------------
 # Days a built PDF is kept; pdf_delete_expired() (the nightly clean-up) deletes older ones, and their
@@ -232,19 +259,62 @@ GREENROOM_SCHEDULER_LEASE_TTL = env.float("GREENROOM_SCHEDULER_LEASE_TTL", defau
 # A slot older than this many seconds when the scheduler sees it was missed: its misfire policy applies.
 GREENROOM_SCHEDULER_GRACE = env.float("GREENROOM_SCHEDULER_GRACE", default=60.0)
 
+# --- Metrics (docs/metrics.md) ---------------------------------------------------------------------
+# GREENROOM_METRICS_DIR: where every process keeps its counters for GET /metrics (prometheus-client's
+# multiprocess mode); empty: each process serves only its own (worker processes' metrics are lost).
+# `runstack` sets it to var/metrics for its children. prometheus_client picks its mode when first
+# imported, so the variable it reads is exported here, before anything imports it.
+GREENROOM_METRICS_DIR = env.str("GREENROOM_METRICS_DIR", default=env.str("PROMETHEUS_MULTIPROC_DIR", default=""))
+if GREENROOM_METRICS_DIR:
+    Path(GREENROOM_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = GREENROOM_METRICS_DIR
+# GREENROOM_WORKER_METRICS_PORT: each worker process also serves its own counters on this port (for
+# workers that share no metrics directory with the web, e.g. Kubernetes pods); 0 = off.
+GREENROOM_WORKER_METRICS_PORT = env.int("GREENROOM_WORKER_METRICS_PORT", default=0)
+# A scrape must send `Authorization: Bearer <GREENROOM_METRICS_TOKEN>` when it is set.
+GREENROOM_METRICS_TOKEN = env.str("GREENROOM_METRICS_TOKEN", default="")
+# Comma-separated CIDRs a scrape may come from (REMOTE_ADDR); empty: any network, if a token is set.
+GREENROOM_METRICS_ALLOW = [
+    cidr.strip() for cidr in env.str("GREENROOM_METRICS_ALLOW", default="127.0.0.1/32,::1/128").split(",")
+    if cidr.strip()
+]
+for _cidr in GREENROOM_METRICS_ALLOW:
+    ipaddress.ip_network(_cidr, strict=False)  # a typo fails at start-up, not as a 403 at scrape time
+
 # --- Logging ------------------------------------------------------------------------------------
 # GREENROOM_LOG_FORMAT=json writes one JSON object per line (for log shippers); "text" for people.
+# Lines written while a job runs carry its job_id, task, queue and attempt (JSON fields, or a text
+# suffix), and secrets are redacted from every line (project/logging.py).
 GREENROOM_LOG_FORMAT = env.str("GREENROOM_LOG_FORMAT", default="text")
+if GREENROOM_LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"GREENROOM_LOG_FORMAT must be 'text' or 'json', not {GREENROOM_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "job_context": {"()": "project.logging.JobContextFilter"},
+        "redact": {"()": "project.logging.RedactingFilter"},
+    },
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"()": "project.logging.TextFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "project.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": GREENROOM_LOG_FORMAT},
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": sys.stderr,
+            "formatter": GREENROOM_LOG_FORMAT,
+            "filters": ["job_context", "redact"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("GREENROOM_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Dashboard (workers.dashboard, workers.events) ----------------------------------------------
+# Seconds an event stream (/api/jobs/<id>/events/, /dashboard/events/) stays open before it ends
+# itself; the browser reconnects at once. Bounds how long one stream holds a web server thread.
+GREENROOM_SSE_MAX_SECONDS = env.float("GREENROOM_SSE_MAX_SECONDS", default=60.0)
+# Open event streams per web process; one more answers 503 with Retry-After and the page polls the
+# JSON API instead. Keep it below the server's threads (gunicorn --threads) so pages still load.
+GREENROOM_SSE_MAX_STREAMS = env.int("GREENROOM_SSE_MAX_STREAMS", default=16)

@@ -107,6 +107,26 @@ class Schedule(models.Model):
         return (old["cron"], old["timezone"], old["enabled"]) != (self.cron, self.timezone, self.enabled)
 
 
+class CodeScheduleSwitch(models.Model):
+    """An operator's on/off switch for a code-defined periodic job (the dashboard's Schedules page).
+
+    No row means enabled. GREENROOM_PERIODIC = {"<name>": "off"} still turns an entry off for good;
+    this switch is for pausing one at run time without a deploy.
+    """
+
+    name = models.CharField(max_length=100, unique=True)  # the periodic entry's (= its job's) name
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'on' if self.enabled else 'off'}"
+
+
+def code_schedules_switched_off() -> set[str]:
+    """Names of the code-defined periodic jobs an operator switched off."""
+    return set(CodeScheduleSwitch.objects.filter(enabled=False).values_list("name", flat=True))
+
+
 class Fire(models.Model):
     """One slot of one schedule, fired once: the unique (schedule_key, slot) pair is the guarantee."""
 
@@ -125,3 +145,18 @@ class Fire(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_key} @ {self.slot.isoformat()}"
+
+
+class SchedulerLease(models.Model):
+    """The scheduler lease kept in the database (schedules/lease.py, `DatabaseLease`): one row per lease.
+
+    Used when the broker is not Redis (RabbitMQ): `holder` has it until `expires_at`, by the database's
+    clock; every change is one conditional UPDATE.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder or 'free'} until {self.expires_at.isoformat()}"

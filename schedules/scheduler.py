@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from schedules.cron import Cron, InvalidCron
 from schedules.firing import schedule_fire
-from schedules.models import Fire, MisfirePolicy, Schedule
+from schedules.models import Fire, MisfirePolicy, Schedule, code_schedules_switched_off
 from schedules.periodic import PeriodicJob, periodic_jobs, timezone_name
 from workers.errors import InvalidParams, UnknownTask
 
@@ -76,7 +76,11 @@ class Scheduler:
         if self.active_since is None:
             self.activate(now)
         fires: list[Fire] = []
+        switched_off = code_schedules_switched_off()
         for entry in periodic_jobs():
+            if entry.name in switched_off:
+                self._handled.pop(entry.key, None)  # switched back on: continue from the last fire
+                continue
             fires += self._tick_code(entry, now)
         for schedule in Schedule.objects.filter(enabled=True):
             fires += self._tick_db(schedule, now)

@@ -128,6 +128,7 @@ def declare_job() -> Iterator[Callable[..., catalogue.JobSpec]]:
     declaration that the test makes itself) is removed from both afterwards.
     """
     before = set(catalogue._registry)
+    aliases_before = set(catalogue._aliases)
     broker = dramatiq.get_broker()
     actors_before = set(broker.actors)
 
@@ -140,5 +141,7 @@ def declare_job() -> Iterator[Callable[..., catalogue.JobSpec]]:
     yield declare
     for name in set(catalogue._registry) - before:
         del catalogue._registry[name]
+    for name in set(catalogue._aliases) - aliases_before:
+        del catalogue._aliases[name]
     for name in set(broker.actors) - actors_before:
         del broker.actors[name]

@@ -17,7 +17,10 @@ from workers.supervisor import Program
 def broker() -> dramatiq.Broker:
     """The suite's real Redis broker, emptied before the test."""
     broker = dramatiq.get_broker()
-    broker.client.flushdb()
+    if hasattr(broker, "client"):
+        broker.client.flushdb()
+    else:  # RabbitMQ (make test-rabbitmq): purge every declared queue, its delayed and dead letters too
+        broker.flush_all()
     return broker
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import dramatiq
 import pydantic
 import pytest
 
@@ -231,3 +232,26 @@ def test_a_declared_job_runs_by_name_with_validated_params(declare_job, db, sett
     assert job_row.result == {"double": 42}
     assert job_row.params == {"n": 21}
     assert Job.objects.get(unique_key="count:21").pk == job_row.pk
+
+
+def test_a_renamed_job_keeps_its_former_name_for_messages_and_rows_in_flight(declare_job, db, settings):
+    # Given a job renamed from "tests.old_name", declared with the old name as an alias
+    settings.GREENROOM_EAGER = True
+    spec = declare_job("tests.new_name", fn=lambda: {"ran": "new"}, aliases=("tests.old_name",))
+    broker = dramatiq.get_broker()
+    # Then a message still queued under the old name finds an actor that runs the job
+    assert broker.get_actor("tests.old_name").queue_name == spec.queue
+    assert catalogue.get("tests.old_name") is spec
+    # And a ledger row written before the rename runs as the new job
+    old_row = Job.objects.create(task="tests.old_name", queue=spec.queue)
+    broker.get_actor("tests.old_name").fn(job_id=str(old_row.pk))
+    old_row.refresh_from_db()
+    assert (old_row.status, old_row.result) == (JobStatus.SUCCESSFUL, {"ran": "new"})
+    # And enqueueing by the old name creates a job under the new one
+    assert services.job_enqueue(task="tests.old_name").task == "tests.new_name"
+    # But the old name is not listed as a job of its own, and cannot be declared again
+    assert "tests.old_name" not in {s.name for s in catalogue.all_jobs()}
+    with pytest.raises(catalogue.CatalogueError, match="already a job name or alias"):
+        declare_job("tests.other", aliases=("tests.old_name",))
+    with pytest.raises(catalogue.CatalogueError, match="declared twice"):
+        declare_job("tests.old_name")

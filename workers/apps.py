@@ -14,6 +14,8 @@ class WorkersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from workers import checks  # noqa: F401  (registers the broker eviction check)
+
         # Load every app's `jobs` module so that the catalogue knows all jobs by name: views and
         # services then enqueue by name without importing job modules themselves.
         for config in apps.get_app_configs():

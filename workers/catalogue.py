@@ -100,6 +100,8 @@ class JobSpec:
 
 
 _registry: dict[str, JobSpec] = {}
+# Former names of renamed jobs → their current name (see `aliases=` in job()).
+_aliases: dict[str, str] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +121,7 @@ def job(
     unique_key: Callable[[dict[str, Any]], str] | None = None,
     periodic: periodiq.CronSpec | str | None = None,
     why: str = "",
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Declare `fn` as the job `name` (`<area>.<action>`) in latency class `queue`.
 
@@ -130,13 +133,23 @@ def job(
     `periodic=cron("0 2 * * *")` (periodiq's spec, or the same string) runs the job on that
     schedule with no params — `why` says what for. `schedules/periodic.py` collects these into the
     table that `runscheduler` fires; GREENROOM_PERIODIC overrides or turns them off.
+
+    `aliases=("old.name",)` keeps a renamed job's former names working: messages already queued or
+    dead-lettered under them still run this job (a Dramatiq actor is declared under each), ledger
+    rows written with them resolve to it, and enqueueing by them creates jobs under the new name.
+    Keep an alias until no message or row with the old name can still be around (docs/operations.md).
     """
     if not NAME_RE.fullmatch(name):
         raise CatalogueError(f"job name {name!r} must look like '<area>.<action>' (lowercase)")
     if queue not in QUEUES:
         raise CatalogueError(f"job {name!r}: queue {queue!r} is not one of {', '.join(QUEUES)}")
-    if name in _registry:
+    if name in _registry or name in _aliases:
         raise CatalogueError(f"job {name!r} is declared twice")
+    for alias in aliases:
+        if not NAME_RE.fullmatch(alias):
+            raise CatalogueError(f"job {name!r}: alias {alias!r} must look like '<area>.<action>' (lowercase)")
+        if alias == name or alias in _registry or alias in _aliases:
+            raise CatalogueError(f"job {name!r}: alias {alias!r} is already a job name or alias")
     if not (isinstance(params, type) and issubclass(params, pydantic.BaseModel)):
         raise CatalogueError(f"job {name!r}: params must be a pydantic model class")
     defaults = QUEUE_DEFAULTS[queue]
@@ -189,19 +202,24 @@ def job(
             run_job(spec, job_id)
 
         run.__name__ = run.__qualname__ = name.replace(".", "_")
-        actor = dramatiq.actor(
-            actor_name=name,
-            queue_name=queue,
-            priority=spec.priority,
-            # Retries are decided by workers.middleware.LedgerRetries from the spec; these
-            # mirror them so that Dramatiq's own tooling shows true values.
-            max_retries=spec.max_retries,
-            min_backoff=int(spec.min_backoff * 1000),
-            max_backoff=int(spec.max_backoff * 1000),
-            time_limit=int(spec.time_limit * 1000),
-        )(run)
-        object.__setattr__(spec, "actor", actor)
+        actors = [
+            dramatiq.actor(
+                actor_name=actor_name,
+                queue_name=queue,
+                priority=spec.priority,
+                # Retries are decided by workers.middleware.LedgerRetries from the spec; these
+                # mirror them so that Dramatiq's own tooling shows true values.
+                max_retries=spec.max_retries,
+                min_backoff=int(spec.min_backoff * 1000),
+                max_backoff=int(spec.max_backoff * 1000),
+                time_limit=int(spec.time_limit * 1000),
+            )(run)
+            for actor_name in (name, *aliases)
+        ]
+        object.__setattr__(spec, "actor", actors[0])
         _registry[name] = spec
+        for alias in aliases:
+            _aliases[alias] = name
         return fn
 
     return decorate
@@ -220,8 +238,8 @@ def _periodic_expression(name: str, periodic: periodiq.CronSpec | str | None) ->
 
 
 def get(name: str) -> JobSpec | None:
-    """The declaration of job `name`, or None."""
-    return _registry.get(name)
+    """The declaration of job `name` (or of the job that one of its former names now points to), or None."""
+    return _registry.get(name) or _registry.get(_aliases.get(name, ""))
 
 
 def all_jobs() -> list[JobSpec]:

@@ -33,6 +33,8 @@ DEFAULT_WORKER_MEMORY_CAP_MB = 400
 DEFAULT_WORKERS = "interactive,default:4 batch,default:2"
 # Page size of the job list API.
 DEFAULT_PAGE_SIZE = 50
+# Commit many jobs' finish writes together: one writer thread per worker process batches them.
+DEFAULT_LEDGER_GROUP_COMMIT = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class GreenroomSettings:
     worker_memory_cap_mb: int
     workers: str
     page_size: int
+    ledger_group_commit: bool
 
 
 def get() -> GreenroomSettings:
@@ -64,4 +67,5 @@ def get() -> GreenroomSettings:
         worker_memory_cap_mb=getattr(settings, "GREENROOM_WORKER_MEMORY_CAP_MB", DEFAULT_WORKER_MEMORY_CAP_MB),
         workers=getattr(settings, "GREENROOM_WORKERS", DEFAULT_WORKERS),
         page_size=getattr(settings, "GREENROOM_PAGE_SIZE", DEFAULT_PAGE_SIZE),
+        ledger_group_commit=getattr(settings, "GREENROOM_LEDGER_GROUP_COMMIT", DEFAULT_LEDGER_GROUP_COMMIT),
     )

@@ -16,11 +16,12 @@ import traceback
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from django.utils import timezone
 from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 
-from workers import conf, context
+from workers import conf, context, ledger_writer, metrics
 from workers.errors import IllegalTransition, JobCancelled, PermanentError, WorkerLost
 from workers.models import Job, JobStatus
 
@@ -45,10 +46,11 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
     """Run job `job_id` once, if it is ours to run. Returns its result (None when skipped)."""
     settings = conf.get()
     stale_before = timezone.now() - timedelta(seconds=settings.stale_after)
-    if not Job.claim(job_id, worker=worker_id(), stale_before=stale_before):
+    # Claim and read the row in one statement (the claimed columns only; no separate SELECT).
+    job = Job.claim_run(job_id, worker=worker_id(), stale_before=stale_before)
+    if job is None:
         logger.info("job %s (%s) not claimed: running elsewhere, finished, cancelled or gone", job_id, spec.name)
         return None
-    job = Job.objects.get(pk=job_id)
     message = CurrentMessage.get_current_message()
     if message is not None:
         message.options[ATTEMPT_OPTION] = job.attempts
@@ -56,6 +58,7 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
         # Started more often than retries allow: its workers keep dying under it (a crash, an
         # OOM kill). Stop the loop instead of taking down every worker in turn.
         job.fail(**describe(WorkerLost(f"started {job.attempts} times; its worker died each time")))
+        metrics.job_failed(job, ran=False)
         return None
     ctx = context.JobContext(
         job_id=job.pk,
@@ -65,6 +68,7 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
         hard_deadline=time.monotonic() + spec.hard_time_limit,
         message=message,
     )
+    metrics.job_started(job, message)
     token = context.enter(ctx)
     try:
         result = spec.fn(**job.params)
@@ -82,13 +86,19 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
     # RUNNING → SUCCESSFUL for this run only, progress included, in one UPDATE: a run that was
     # presumed dead and taken over (its process froze past GREENROOM_STALE_AFTER) must not end the
     # run that replaced it.
-    still_ours = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=ctx.attempt)
-    if not still_ours.update(
-        status=JobStatus.SUCCESSFUL, result=result, finished_at=timezone.now(), **ctx.progress_fields()
-    ):
+    # With GREENROOM_LEDGER_GROUP_COMMIT a worker thread hands the write to its process's ledger writer,
+    # which commits many jobs' finish writes together, and waits for its own row's outcome. Not inside
+    # a transaction (eager mode under atomic): the writer's own connection would wait for that row.
+    if settings.ledger_group_commit and message is not None and not connection.in_atomic_block:
+        succeeded = ledger_writer.writer().succeed(job.pk, attempt=ctx.attempt, result=result,
+                                                   progress=ctx.progress_fields())
+    else:
+        succeeded = Job.succeed_run(job.pk, attempt=ctx.attempt, result=result, progress=ctx.progress_fields())
+    if not succeeded:
         logger.warning("job %s (%s): attempt %d finished after the job had moved on without it; result dropped",
                        job.pk, spec.name, ctx.attempt)
         return None
+    metrics.job_succeeded(job)
     return result
 
 
@@ -96,6 +106,7 @@ def _end_cancelled(job: Job, *, attempt: int) -> None:
     job.refresh_from_db(fields=["status", "cancel_requested_at", "attempts"])
     if job.status == JobStatus.RUNNING and job.attempts == attempt and job.cancel_requested_at is not None:
         job.mark_cancelled()
+        metrics.job_cancelled(job)
         logger.info("job %s cancelled while running", job.pk)
     else:
         logger.warning("job %s stopped: it is no longer this worker's to run (%s)", job.pk, job.status)
@@ -156,14 +167,17 @@ def record_failure(
     try:
         if job.cancel_requested_at is not None and job.status == JobStatus.RUNNING:
             job.mark_cancelled()
+            metrics.job_cancelled(job)
             return None
         if spec.is_transient(exc) and retries < spec.max_retries:
             delay = retry_delay_ms(spec, retries, exc)
             job.schedule_retry(**error, delay_ms=delay)
+            metrics.job_retried(job)
             logger.info("job %s (%s) failed with %s; retry %d in %d ms", job_id, spec.name,
                         error["error_class"], retries + 1, delay)
             return delay
         job.fail(**error)
+        metrics.job_failed(job)
         logger.warning("job %s (%s) failed: %s: %s", job_id, spec.name, error["error_class"], error["error_message"])
     except IllegalTransition as refused:
         logger.warning("job %s: failure not recorded: %s", job_id, refused)

@@ -1,10 +1,13 @@
-"""Health checks: `/healthz` (the process answers) and `/readyz` (database and broker reachable)."""
+"""Health checks: `/healthz` (the process answers) and `/readyz` (database and broker — Redis or
+RabbitMQ — reachable)."""
 
 from __future__ import annotations
 
 import dramatiq
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from project.rabbitmq import GreenroomRabbitmqBroker
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -21,12 +24,16 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
+    """None if the broker answers one round trip: a Redis PING, or on RabbitMQ a passive declare."""
     broker = dramatiq.get_broker()
-    client = getattr(broker, "client", None)
-    if client is None:
+    if isinstance(broker, GreenroomRabbitmqBroker):
+        ping = broker.ping
+    elif (client := getattr(broker, "client", None)) is not None:
+        ping = client.ping
+    else:
         return None  # the stub broker in tests is always there
     try:
-        client.ping()
+        ping()
     except Exception as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}"
     return None

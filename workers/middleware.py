@@ -21,6 +21,7 @@ from typing import Any
 
 import dramatiq
 import psutil
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
@@ -56,15 +57,16 @@ class LedgerRetries(Retries):
         from workers.execution import ATTEMPT_OPTION, record_failure, retry_delay_ms
 
         retries = message.options.get("retries", 0)
-        # Which run failed (absent: the delivery failed before it claimed the row). Popped, so that
-        # the retry's copy of the message does not carry it.
-        attempt = message.options.pop(ATTEMPT_OPTION, 0)
+        # Which run failed (absent: the delivery failed before it claimed the row). Read while the
+        # failure is recorded (log lines carry it), then dropped from the message.
+        attempt = message.options.get(ATTEMPT_OPTION, 0)
         try:
             delay = record_failure(spec, message.message_id, exception, retries=retries, attempt=attempt)
         except Exception:  # the ledger is down: retry by the job's own rules, without recording
             logger.exception("job %s: could not record its failure in the ledger", message.message_id)
             retry = spec.is_transient(exception) and retries < spec.max_retries
             delay = retry_delay_ms(spec, retries, exception) if retry else None
+        message.options.pop(ATTEMPT_OPTION, None)  # the retry's copy of the message must not carry it
         message.options["retries"] = retries + 1
         message.options["traceback"] = traceback.format_exc(limit=30)
         if delay is None:
@@ -81,10 +83,19 @@ class WorkerHousekeeping(Middleware):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: Any = None
+        self._exporter: Any = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.clear()
         self._worker = worker
+        port = getattr(settings, "GREENROOM_WORKER_METRICS_PORT", 0)
+        if port:
+            from workers import metrics_exporter
+
+            try:
+                self._exporter = metrics_exporter.start(port)
+            except OSError:  # the port is taken (several processes on one host): the web's /metrics has it
+                logger.exception("worker metrics: cannot listen on port %d", port)
         self._thread = threading.Thread(target=self._loop, args=(broker,), name="greenroom-housekeeping", daemon=True)
         self._thread.start()
 
@@ -93,6 +104,32 @@ class WorkerHousekeeping(Middleware):
         # --worker-shutdown-timeout) and still need their heartbeats — else another worker presumes
         # them dead and runs them a second time — and the hard-limit watchdog.
         self._stop.set()
+        if self._exporter is not None:
+            self._exporter.shutdown()
+        try:
+            from workers.registry import process_stopped
+
+            process_stopped()
+        except Exception:
+            logger.debug("could not mark this worker process stopped", exc_info=True)
+        finally:
+            connection.close()
+
+    def _beat_registry(self, running: list[Any]) -> None:
+        """This process's row in the fleet registry (the dashboard's Workers page)."""
+        from dramatiq.common import q_name
+
+        from workers.models import ProcessKind
+        from workers.registry import process_beat
+
+        worker = self._worker
+        queues = {q_name(name) for name in getattr(worker, "consumers", {})}
+        process_beat(
+            kind=ProcessKind.WORKER,
+            queues=queues,
+            threads=getattr(worker, "worker_threads", 0),
+            running=[{"id": str(ctx.job_id), "task": ctx.task} for ctx in running],
+        )
 
     def _loop(self, broker: dramatiq.Broker) -> None:
         from workers import context, publishing
@@ -106,7 +143,9 @@ class WorkerHousekeeping(Middleware):
                 self._enforce_hard_limits(broker)
                 if now >= next_heartbeat:
                     next_heartbeat = now + settings.heartbeat_interval
-                    beat(context.running())
+                    running = context.running()
+                    beat(running)
+                    self._beat_registry(running)
                 if now >= next_relay:
                     next_relay = now + settings.relay_interval
                     publishing.requeue_stale(stale_after=settings.stale_after)
@@ -137,10 +176,12 @@ class WorkerHousekeeping(Middleware):
                 job = Job.objects.filter(pk=ctx.job_id, status=JobStatus.RUNNING, attempts=ctx.attempt).first()
                 if job is not None:
                     job.fail(**describe(error))
-                message = ctx.message
-                if message is not None and "redis_message_id" in message.options:
+                    from workers import metrics
+
+                    metrics.job_failed(job)
+                if ctx.message is not None:
                     # Dead-letter it now instead of leaving it to a redelivery after this process dies.
-                    broker.do_nack(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
+                    dead_letter_now(broker, self._worker, ctx.message)
                 self._hand_back_others(ctx)
             except Exception:  # the process must go all the same: the stuck thread holds a slot for ever
                 logger.exception("job %s: could not record its hard time limit; replacing the process anyway",
@@ -177,6 +218,31 @@ class WorkerHousekeeping(Middleware):
             prefetched.setdefault(item.message.queue_name, []).append(item.message)
         for queue_name, messages in prefetched.items():
             worker.consumers[queue_name].requeue_messages(messages)
+
+
+# Seconds the watchdog waits for a RabbitMQ consumer thread to send its nack (its next turn comes
+# within the worker's poll timeout, 1 s by default).
+NACK_WAIT = 3.0
+
+
+def dead_letter_now(broker: dramatiq.Broker, worker: Any, message: Any) -> None:
+    """Move a message this process holds to its dead-letter queue at once (hard-limit watchdog).
+
+    Redis: Dramatiq's nack of its Redis id. RabbitMQ: a nack on the consumer channel that delivered
+    it, which only that consumer's thread can send; if it does not go out in time, RabbitMQ gives
+    the message back when the process exits and the ledger (the job is FAILED) drops it.
+    """
+    if "redis_message_id" in message.options:
+        broker.do_nack(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
+        return
+    thread = getattr(worker, "consumers", {}).get(message.queue_name)
+    consumer = getattr(thread, "consumer", None)
+    if consumer is not None and hasattr(message, "_tag"):  # a RabbitMQ delivery
+        from project.rabbitmq import nack_now
+
+        if not nack_now(consumer, message, timeout=NACK_WAIT):
+            logger.warning("message of job %s not dead-lettered in time; the ledger drops its redelivery",
+                           message.message_id)
 
 
 def beat(running: list[Any]) -> int:

@@ -62,6 +62,8 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A failure an operator dealt with (retried or discarded): it leaves the failures page.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]
@@ -69,6 +71,17 @@ class Job(models.Model):
             models.Index(fields=["-created_at"], name="job_created"),
             models.Index(fields=["requested_by", "-created_at"], name="job_owner_created"),
             models.Index(fields=["task", "-created_at"], name="job_task_created"),
+            # The dashboard's filters (keyset pages on created_at, pk within each).
+            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(fields=["queue", "-created_at"], name="job_queue_created"),
+            # The overview's last-hour throughput and failure rate.
+            models.Index(fields=["finished_at"], name="job_finished", condition=Q(finished_at__isnull=False)),
+            # The failures page: open failures grouped by task and error type, each group's newest.
+            models.Index(
+                fields=["task", "error_class", "-created_at"],
+                name="job_open_failures",
+                condition=Q(status="FAILED", dismissed_at__isnull=True),
+            ),
             # The relay's scan: rows written but not yet published.
             models.Index(
                 fields=["created_at"], name="job_unpublished", condition=Q(status="READY", enqueued_at__isnull=True)
@@ -131,6 +144,43 @@ class Job(models.Model):
             )
         )
 
+    @staticmethod
+    def claim_run(job_id: uuid.UUID | str, *, worker: str, stale_before: datetime) -> Job | None:
+        """`claim` and read the claimed row in one statement (UPDATE … RETURNING); None if not claimed."""
+        from workers import ledger_sql
+
+        return ledger_sql.claim_run(job_id, worker=worker, stale_before=stale_before)
+
+    @staticmethod
+    def succeed_run(job_id: uuid.UUID | str, *, attempt: int, result: Any, progress: dict[str, Any]) -> bool:
+        """RUNNING → SUCCESSFUL for run `attempt` only, with its result and progress; False if it moved on."""
+        from workers import ledger_sql
+
+        return ledger_sql.succeed_run(job_id, attempt=attempt, result=result, progress=progress)
+
+    @staticmethod
+    def mark_published(job_ids: list[str], *, at: datetime) -> set[str]:
+        """Set `enqueued_at` on those still READY and unpublished; returns the ids it set."""
+        from workers import ledger_sql
+
+        return ledger_sql.mark_published(job_ids, at=at)
+
+    @staticmethod
+    def new_ready(*, task: str, queue: str, params: dict[str, Any], requested_by_id: int | None,
+                  unique_key: str | None) -> Job:
+        """An unsaved READY row, built fast (bulk enqueue builds thousands)."""
+        from workers import ledger_sql
+
+        return ledger_sql.new_ready(task=task, queue=queue, params=params, requested_by_id=requested_by_id,
+                                    unique_key=unique_key)
+
+    @staticmethod
+    def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
+        """INSERT unsaved rows in one prepared statement (ON CONFLICT DO NOTHING when asked)."""
+        from workers import ledger_sql
+
+        ledger_sql.insert_many(jobs, ignore_conflicts=ignore_conflicts)
+
     def succeed(self, result: Any) -> None:
         self._move(
             to=JobStatus.SUCCESSFUL, allowed_from=(JobStatus.RUNNING,), result=result, finished_at=timezone.now()
@@ -175,6 +225,7 @@ class Job(models.Model):
         self._move(to=JobStatus.CANCELLED, allowed_from=(JobStatus.RUNNING,), finished_at=timezone.now())
 
 
+# The columns `Job.claim_run` reads back: what running a job, its log lines and its metrics need.
 TOKEN_PREFIX_LENGTH = 8
 
 
@@ -201,3 +252,36 @@ class ApiToken(models.Model):
         key = secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, prefix=key[:TOKEN_PREFIX_LENGTH], key_hash=hash_token(key))
         return token, key
+
+
+class ProcessKind(models.TextChoices):
+    WORKER = "worker", "Worker"
+    SCHEDULER = "scheduler", "Scheduler"
+
+
+class FleetProcess(models.Model):
+    """A worker or scheduler process as its last beat described it (the dashboard's Workers page).
+
+    Each process upserts its own row every few seconds (`workers.registry.process_beat`); a row
+    whose beat is older than a few intervals belongs to a process that is gone.
+    """
+
+    id = models.CharField(primary_key=True, max_length=150)  # "<host>:<pid>:<start time>"
+    kind = models.CharField(max_length=10, choices=ProcessKind.choices)
+    host = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    threads = models.PositiveIntegerField(default=0)
+    running = models.JSONField(default=list, blank=True)  # [{"id": job id, "task": name}, ...]
+    rss_bytes = models.PositiveBigIntegerField(default=0)
+    active = models.BooleanField(default=False)  # a scheduler: holds the lease
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["kind", "host", "pid"]
+        indexes: ClassVar[list[models.Index]] = [models.Index(fields=["heartbeat_at"], name="process_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.host}:{self.pid}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import dramatiq
@@ -22,34 +23,78 @@ logger = logging.getLogger(__name__)
 
 # Rows published per relay pass: bounds one pass's time after a long broker outage.
 RELAY_BATCH = 500
+# Rows marked (one UPDATE) and messages sent (one Redis pipeline) per batch of `publish_many`.
+PUBLISH_BATCH = 1000
 
 
-def message_for(job: Job) -> dramatiq.Message[None]:
-    """The Dramatiq message of a job: its id is the job's id, its only argument the id too."""
+def message_for(job: Job, *, priority: int | None = None) -> dramatiq.Message[None]:
+    """The Dramatiq message of a job: its id is the job's id, its only argument the id too.
+
+    `priority` (lower = more urgent) makes it urgent: Redis places it ahead of its queue's ordinary
+    messages (docs/architecture.md, "Wake-up and priorities")."""
     return dramatiq.Message(
         queue_name=job.queue,
         actor_name=job.task,
         args=(),
         kwargs={"job_id": str(job.pk)},
-        options={},
+        options={} if priority is None else {"priority": priority},
         message_id=str(job.pk),
     )
 
 
-def publish(job_id: uuid.UUID | str) -> bool:
-    """Send a READY, unpublished job to the broker. False if not ours to send or the broker failed."""
+def publish(job_or_id: Job | uuid.UUID | str, *, priority: int | None = None) -> bool:
+    """Send a READY, unpublished job to the broker. False if not ours to send or the broker failed.
+
+    Given the Job itself (as job_enqueue does), its task and queue are not read back from the database.
+    """
+    job_id = job_or_id.pk if isinstance(job_or_id, Job) else job_or_id
     now = timezone.now()
     unpublished = Q(pk=job_id, status=JobStatus.READY, enqueued_at__isnull=True)
     if not Job.objects.filter(unpublished).update(enqueued_at=now):
         return False
-    job = Job.objects.only("id", "task", "queue").get(pk=job_id)
+    job = job_or_id if isinstance(job_or_id, Job) else Job.objects.only("id", "task", "queue").get(pk=job_id)
     try:
-        dramatiq.get_broker().enqueue(message_for(job))
+        dramatiq.get_broker().enqueue(message_for(job, priority=priority))
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row to the relay
         Job.objects.filter(pk=job_id, enqueued_at=now).update(enqueued_at=None)
         logger.warning("job %s not published (%s: %s); the relay will retry", job_id, type(exc).__name__, exc)
         return False
     return True
+
+
+def publish_many(jobs: Sequence[Job], *, priority: int | None = None, batch: int = PUBLISH_BATCH) -> int:
+    """Publish many READY, unpublished jobs in batches; returns how many were sent.
+
+    Per batch: one UPDATE marks the rows published and returns the ids it marked (a row already
+    published by the relay, or cancelled meanwhile, is not returned and not sent), then one
+    pipelined `broker.enqueue_many` sends their messages (a plain `enqueue` loop on a broker
+    without it). Should a batch fail, its marks are undone and this call stops: that batch and the
+    rest stay unpublished for the relay. `jobs` need `pk`, `task` and `queue` loaded; `priority`
+    is `message_for`'s, for every message.
+    """
+    broker = dramatiq.get_broker()
+    send_many = getattr(broker, "enqueue_many", None)
+    sent = 0
+    for first in range(0, len(jobs), batch):
+        chunk = {str(job.pk): job for job in jobs[first : first + batch]}
+        now = timezone.now()
+        marked = Job.mark_published(list(chunk), at=now)
+        messages = [message_for(chunk[job_id], priority=priority) for job_id in chunk if job_id in marked]
+        if not messages:
+            continue
+        try:
+            if send_many is not None:
+                send_many(messages)
+            else:
+                for message in messages:
+                    broker.enqueue(message)
+        except Exception as exc:  # noqa: BLE001 - any broker failure leaves the rows to the relay
+            Job.objects.filter(pk__in=list(marked), enqueued_at=now).update(enqueued_at=None)
+            logger.warning("%d job(s) not published (%s: %s); the relay will retry", len(jobs) - sent,
+                           type(exc).__name__, exc)
+            break
+        sent += len(messages)
+    return sent
 
 
 def relay_unpublished(*, grace: float) -> int:
@@ -75,14 +120,16 @@ def republish_lost(*, older_than: float) -> int:
     """Unpublish READY rows whose message must have been lost, for the relay to send again.
 
     A row qualifies when it was published more than `older_than` seconds ago, has no retry pending,
-    and its queue (and delay queue) in Redis is empty — so its message is not waiting anywhere. It
-    may still sit in a busy worker's prefetch: then the old copy and the new one race, and the
-    ledger's claim runs the job once. Returns how many rows were unpublished.
+    and its queue (and delay queue) in the broker is empty — so its message is not waiting anywhere
+    (on RabbitMQ: no message ready in either, by passive declare). It may still sit in a busy
+    worker's prefetch: then the old copy and the new one race, and the ledger's claim runs the job
+    once. Returns how many rows were unpublished.
     """
     broker = dramatiq.get_broker()
     client = getattr(broker, "client", None)
-    if client is None:
-        return 0  # not a Redis broker: nothing to look into
+    ready_counts = getattr(broker, "ready_counts", None)  # GreenroomRabbitmqBroker's
+    if client is None and ready_counts is None:
+        return 0  # the stub broker: nothing to look into
     cutoff = timezone.now() - timedelta(seconds=older_than)
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=cutoff)
     candidates = list(
@@ -90,11 +137,17 @@ def republish_lost(*, older_than: float) -> int:
     )
     if not candidates:
         return 0
-    namespace = getattr(broker, "namespace", "dramatiq")
-    empty = {
-        queue: client.llen(f"{namespace}:{queue}") == 0 and client.llen(f"{namespace}:{queue}.DQ") == 0
-        for queue in {queue for _, queue in candidates}
-    }
+    queues = {queue for _, queue in candidates}
+    if client is None:
+        assert ready_counts is not None
+        ready = ready_counts([name for queue in queues for name in (queue, f"{queue}.DQ")])
+        empty = {queue: ready[queue] == 0 and ready[f"{queue}.DQ"] == 0 for queue in queues}
+    else:
+        namespace = getattr(broker, "namespace", "dramatiq")
+        empty = {
+            queue: client.llen(f"{namespace}:{queue}") == 0 and client.llen(f"{namespace}:{queue}.DQ") == 0
+            for queue in queues
+        }
     lost = [pk for pk, queue in candidates if empty[queue]]
     if not lost:
         return 0

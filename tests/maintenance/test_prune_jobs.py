@@ -49,7 +49,7 @@ def test_the_prune_job_uses_the_retention_setting_and_reports_what_it_did(greenr
     job = services.job_enqueue(task="maintenance.prune_jobs")
 
     assert job.status == JobStatus.SUCCESSFUL
-    assert job.result == {"deleted": 1, "batches": 1, "retention_days": 10}
+    assert job.result == {"deleted": 1, "batches": 1, "retention_days": 10, "processes_deleted": 0}
     assert Job.objects.filter(pk=kept.pk).exists()
 
 

@@ -37,7 +37,7 @@ def test_a_report_is_built_by_a_worker_and_downloaded_by_its_owner_only(start_wo
 
     # Then both answers are 202 with the same job, whose status URL is the Location
     assert first.status_code == 202
-    assert set(first.json()) == {"id", "status", "url"}
+    assert set(first.json()) == {"id", "status", "url", "page"}
     assert first["Location"] == first.json()["url"] == f"/pdf/status/{job_id}/"
     assert second.status_code == 202
     assert second.json()["id"] == job_id

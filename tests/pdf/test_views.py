@@ -145,3 +145,19 @@ def test_an_eager_build_runs_inside_the_request(alice, client_of, media_root, gr
     assert (media_root / job.result["path"]).read_bytes().startswith(b"%PDF")
     assert client.get(f"/pdf/status/{job_id}/").status_code == 302
 
+
+
+def test_a_browser_form_post_is_sent_to_the_end_users_job_page(alice, greenroom_stub_broker):
+    report = make_report(alice, entries=1)
+    browser = Client()
+    browser.force_login(alice)
+
+    response = browser.post(f"/pdf/reports/{report.pk}/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+
+    job = Job.objects.get(task="pdf.build_report")
+    assert (response.status_code, response["Location"]) == (303, f"/jobs/{job.pk}/")
+    page = browser.get(response["Location"])
+    assert page.status_code == 200 and b'data-testid="job-status"' in page.content
+    # An API client (no Accept, or JSON) still gets 202 with the page's address in the body
+    again = browser.post(f"/pdf/reports/{report.pk}/", HTTP_ACCEPT="application/json")
+    assert again.status_code == 202 and again.json()["page"] == f"/jobs/{job.pk}/"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.runtime import Stopwatch, dead_letters, delayed, row, say, wait_running, wait_status
+from tests.support.runtime import Stopwatch, dead_letters, delayed, redis_only, row, say, wait_running, wait_status
 from tests.support.workers import wait_for
 from workers import services
 from workers.models import JobStatus
 
 
+@redis_only
 def test_cancelled_ready_job_is_never_started(start_workers, broker, tmp_path: Path):
     # Given a job published while no worker runs
     record = tmp_path / "cancelled.txt"
@@ -31,6 +32,7 @@ def test_cancelled_ready_job_is_never_started(start_workers, broker, tmp_path: P
     assert not record.exists()
 
 
+@redis_only
 def test_cancelled_running_job_stops_soon_and_is_not_retried(start_workers, broker):
     # Given a 30 s job that reports progress every second, running on a worker
     start_workers()

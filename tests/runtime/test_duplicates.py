@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dramatiq
 
-from tests.support.runtime import row, starts, wait_running, wait_status
+from tests.support.runtime import redis_only, row, starts, wait_running, wait_status
 from tests.support.workers import wait_for, worker_program
 from workers import publishing, services
 from workers.models import JobStatus
@@ -17,6 +17,7 @@ def _unacked(broker: dramatiq.Broker) -> int:
     return int(broker.client.hlen("dramatiq:default.msgs"))
 
 
+@redis_only
 def test_a_duplicate_message_runs_the_job_only_once(start_workers, broker, tmp_path: Path):
     # Given two workers, and a job running on one of them
     start_workers(

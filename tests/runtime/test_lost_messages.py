@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.runtime import starts, wait_status
+from tests.support.runtime import redis_only, starts, wait_status
 from tests.support.workers import worker_program
 from workers import publishing, services
 from workers.models import Job, JobStatus
 
 
+@redis_only
 @pytest.mark.chaos
 def test_a_ready_job_whose_message_was_lost_is_published_again_and_runs_once(start_workers, broker, tmp_path: Path):
     # Given a job published while no worker runs
@@ -31,6 +32,7 @@ def test_a_ready_job_whose_message_was_lost_is_published_again_and_runs_once(sta
     assert starts(record) == 1
 
 
+@redis_only
 def test_a_ready_job_still_waiting_in_its_queue_is_not_published_again(transactional_db, broker):
     # Given two published jobs, older than the threshold, still waiting in the default queue
     first = services.job_enqueue(task="diagnostics.sleep", params={"seconds": 0})

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from tests.support.runtime import Stopwatch, lines, row, say, wait_status, worker_pid
+from tests.support.runtime import Stopwatch, lines, redis_only, row, say, wait_status, worker_pid
 from tests.support.workers import worker_program
 from workers import services
 from workers.models import ApiToken, JobStatus
@@ -28,6 +28,7 @@ def _api_client(django_user_model) -> tuple[Client, dict[str, str]]:
     return Client(), {"HTTP_AUTHORIZATION": f"Token {key}"}
 
 
+@redis_only
 @pytest.mark.chaos
 def test_jobs_enqueued_while_redis_is_down_are_published_when_it_is_back(
     start_workers, broker_redis, django_user_model, tmp_path: Path, record_property

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from tests.support.runtime import delayed, lines, row, wait_running
+from tests.support.runtime import delayed, lines, redis_only, row, wait_running
 from tests.support.workers import wait_for, worker_program
 from workers import catalogue, context, execution, services
 from workers.middleware import beat
@@ -85,6 +85,7 @@ def test_job_within_the_worker_loss_limit_is_still_run(transactional_db, tmp_pat
     assert lines(record) == [f"start {limit}", "done"]
 
 
+@redis_only
 def test_a_run_presumed_dead_and_taken_over_cannot_end_the_run_that_replaced_it(start_workers, broker,
                                                                                  tmp_path: Path):
     # Given two jobs running on a worker, stalled in a long call without progress, one of which

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.db import connection
 from dramatiq.broker import MessageProxy
 
-from tests.support.runtime import dead_letters, delayed, lines, say, wait_dead_letter, wait_status
+from tests.support.runtime import dead_letters, delayed, lines, redis_only, say, wait_dead_letter, wait_status
 from workers import catalogue, publishing, services
 from workers.errors import TransientError
 from workers.middleware import LedgerRetries
@@ -32,6 +32,7 @@ def _watch_retry_delays(job: Job, *, timeout: float) -> dict[int, float]:
     raise AssertionError(f"job {job.pk} did not finish within {timeout} s")
 
 
+@redis_only
 def test_transient_failure_is_retried_with_growing_backoff_then_dead_lettered(start_workers, broker):
     # Given a worker, and a job declared with max_retries=3 and backoff from 0.2 s
     start_workers()
@@ -66,6 +67,7 @@ def test_transient_failure_is_retried_with_growing_backoff_then_dead_lettered(st
     assert str(job.pk) not in delayed(broker.client)
 
 
+@redis_only
 def test_permanent_failure_fails_at_once_and_is_dead_lettered(start_workers, broker):
     # Given a worker
     start_workers()
@@ -83,6 +85,7 @@ def test_permanent_failure_fails_at_once_and_is_dead_lettered(start_workers, bro
     assert str(job.pk) not in delayed(broker.client)
 
 
+@redis_only
 def test_transient_error_then_success_succeeds_on_the_second_attempt(start_workers, tmp_path: Path, broker):
     # Given a worker, and a job that fails transiently on its first run only
     start_workers()
@@ -116,6 +119,7 @@ def _fail_with_the_ledger_away(broker, job: Job, *, retries: int) -> MessageProx
     return message
 
 
+@redis_only
 def test_a_failure_the_ledger_cannot_record_is_retried_with_backoff_and_within_the_limit(transactional_db, broker):
     # Given a job declared with max_retries=3 and a 0.2 s minimum backoff, and a ledger that is away
     spec = catalogue.get("diagnostics.fail")
@@ -137,6 +141,7 @@ def test_a_failure_the_ledger_cannot_record_is_retried_with_backoff_and_within_t
     assert broker.client.hlen("dramatiq:default.DQ.msgs") == 1
 
 
+@redis_only
 def test_a_delivery_that_failed_before_claiming_its_job_is_retried_without_touching_the_row(
     transactional_db, broker
 ):

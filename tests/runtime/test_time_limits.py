@@ -9,6 +9,7 @@ import pytest
 from tests.support.runtime import (
     Stopwatch,
     lines,
+    redis_only,
     row,
     say,
     wait_dead_letter,
@@ -23,6 +24,7 @@ from workers.middleware import HARD_LIMIT_EXIT_CODE
 from workers.models import JobStatus
 
 
+@redis_only
 def test_soft_time_limit_interrupts_the_job_and_lets_it_clean_up(start_workers, broker, tmp_path: Path):
     # Given a worker, and a job that loops in Python past its 1 s soft limit
     start_workers()
@@ -43,6 +45,7 @@ def test_soft_time_limit_interrupts_the_job_and_lets_it_clean_up(start_workers, 
     wait_dead_letter(broker.client, job)
 
 
+@redis_only
 @pytest.mark.chaos
 def test_hard_time_limit_fails_the_job_and_replaces_the_worker_process(start_workers, broker, tmp_path: Path):
     # Given a two-thread worker running an ordinary job

@@ -21,7 +21,7 @@ from schedules.periodic import declared
 from schedules.scheduler import Scheduler
 from tests.schedules.conftest import at
 from tests.support.workers import wait_for, worker_env
-from workers.models import Job
+from workers.models import FleetProcess, Job
 
 LEASE_TTL = 3.0
 TICK = 0.5
@@ -109,6 +109,10 @@ def test_killing_the_active_scheduler_hands_over_within_the_bound(transactional_
         standby = next(pid for pid in processes if pid != active)
         time.sleep(LEASE_TTL)  # it keeps the lease by renewing it
         assert holder_pid() == active
+        # Both beat their registry rows (the dashboard's Workers page); only the holder says active
+        rows = wait_for(lambda: (r := list(FleetProcess.objects.filter(kind="scheduler"))) and len(r) == 2 and r,
+                        timeout=10, what="two scheduler rows")
+        assert {row.pid: row.active for row in rows} == {active: True, standby: False}
 
         # When the active one is SIGKILLed, the standby takes over within ttl + retry + tick
         processes[active].send_signal(signal.SIGKILL)
@@ -122,6 +126,7 @@ def test_killing_the_active_scheduler_hands_over_within_the_bound(transactional_
         # When the new active one is stopped with SIGTERM, it releases the lease at once
         processes[standby].send_signal(signal.SIGTERM)
         assert processes[standby].wait(15) == 0
+        assert FleetProcess.objects.get(pid=standby).stopped_at is not None
         assert redis.get(LEASE_KEY) is None
         assert b"became active" in (tmp_path / "b.log").read_bytes() + (tmp_path / "a.log").read_bytes()
     finally:

@@ -8,11 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import psutil
+import pytest
 import redis
+from dramatiq.brokers.redis import RedisBroker
 
 from tests.support.workers import WorkerPool, wait_for
 from workers.models import FINISHED_STATUSES, Job, JobStatus
+
+# A test that reads Dramatiq's Redis keys itself: skipped on a RabbitMQ run (make test-rabbitmq),
+# where tests/rabbitmq/ checks the same behaviour over AMQP.
+redis_only = pytest.mark.skipif(not isinstance(dramatiq.get_broker(), RedisBroker),
+                                reason="reads Dramatiq's Redis keys; tests/rabbitmq/ covers RabbitMQ")
 
 
 def say(line: str) -> None:

@@ -20,6 +20,8 @@ _server: RedisServer | None = None
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: Any, parser: Any, args: Any) -> None:
     global _server
+    if os.environ.get("GREENROOM_BROKER_URL", "").startswith(("amqp://", "amqps://")):
+        return  # a RabbitMQ run (make test-rabbitmq, tests/rabbitmq/session.py): no Redis to start
     url = os.environ.get("GREENROOM_TEST_REDIS_URL")
     if not url:
         _server = RedisServer().start()

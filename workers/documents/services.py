@@ -11,7 +11,7 @@ from django.db.models import F
 from workers.documents.models import Document
 from workers.errors import DuplicateJob
 from workers.models import Job
-from workers.services import job_enqueue
+from workers.services import job_enqueue, job_enqueue_many
 
 EMBED_TASK = "documents.embed_document"
 BATCH_TASK = "documents.embed_batch"
@@ -83,15 +83,14 @@ def document_enqueue_missing_embeddings(*, limit: int = 500) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    queued = 0
-    for document_id in candidates.iterator():
-        if queued >= limit:
+    queued = after = 0
+    while queued < limit:
+        # Keyset pages, each enqueued in one bulk write; the ones already queued come back as duplicates.
+        ids = list(candidates.filter(pk__gt=after)[: limit - queued])
+        if not ids:
             break
-        try:
-            job_enqueue(task=EMBED_TASK, params={"document_id": document_id})
-        except DuplicateJob:
-            continue
-        queued += 1
+        after = ids[-1]
+        queued += len(job_enqueue_many(task=EMBED_TASK, params_list=[{"document_id": pk} for pk in ids]).jobs)
     return queued
 
 

@@ -1,6 +1,7 @@
 """Nightly and maintenance jobs (latency class `batch`): each reports what it did in its result.
 
-- `maintenance.prune_jobs`: deletes finished jobs older than GREENROOM_JOB_RETENTION_DAYS, in batches.
+- `maintenance.prune_jobs`: deletes finished jobs older than GREENROOM_JOB_RETENTION_DAYS, in batches,
+  and the fleet registry's rows of processes gone for a day.
 - `maintenance.cleanup_files`: deletes generated PDFs past GREENROOM_PDF_RETENTION_DAYS, orphan PDFs
   (no successful job) and leftover temporary files.
 - `maintenance.reconcile`: the heal pass — stale RUNNING jobs back to READY, lost messages and
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 from periodiq import cron
 
-from workers import conf, publishing
+from workers import conf, publishing, registry
 from workers.catalogue import job
 from workers.context import current_job
 from workers.lib.pruning import prune_finished_jobs
@@ -38,11 +39,12 @@ class PruneParams(pydantic.BaseModel):
      unique_key=lambda params: "maintenance.prune_jobs",
      periodic=cron("30 3 * * *"), why="delete finished jobs past GREENROOM_JOB_RETENTION_DAYS")
 def prune_jobs(*, older_than_days: int | None = None) -> dict[str, int]:
+    gone_processes = registry.prune_processes()
     days = older_than_days or settings.GREENROOM_JOB_RETENTION_DAYS
     if not days:
-        return {"deleted": 0, "batches": 0, "retention_days": 0}
+        return {"deleted": 0, "batches": 0, "retention_days": 0, "processes_deleted": gone_processes}
     result = prune_finished_jobs(before=timezone.now() - timedelta(days=days), on_progress=current_job().progress)
-    return {**result, "retention_days": days}
+    return {**result, "retention_days": days, "processes_deleted": gone_processes}
 
 
 @job("maintenance.cleanup_files", queue="batch", params=NoParams, max_retries=2, time_limit=1800,

@@ -3,7 +3,8 @@
 - `sources.sync_source` `{"source_id": n}`: read the source's matching files into documents (created,
   updated, skipped by content hash; removed when gone) and enqueue embeds of the changed ones. At
   most one per source.
-- `sources.sync_all` `{}`: enqueue `sources.sync_source` for every active source not already syncing.
+- `sources.sync_all` `{}`: enqueue `sources.sync_source` for every active source not already syncing
+  (one bulk write: `services.job_enqueue_many`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from periodiq import cron
 from workers.catalogue import NoParams, job
 from workers.context import current_job
 from workers.sources.models import Source
-from workers.sources.services import source_sync_enqueue
+from workers.sources.services import source_sync_enqueue_many
 from workers.sources.syncing import source_sync
 
 
@@ -52,10 +53,5 @@ def sync_source(*, source_id: int) -> dict[str, object]:
     why="refresh every documentation source overnight",
 )
 def sync_all() -> dict[str, int]:
-    queued = skipped = 0
-    for source in Source.objects.filter(active=True).order_by("pk"):
-        if source_sync_enqueue(source=source) is None:
-            skipped += 1
-        else:
-            queued += 1
-    return {"queued": queued, "skipped": skipped}
+    outcome = source_sync_enqueue_many(sources=Source.objects.filter(active=True).order_by("pk").only("pk"))
+    return {"queued": len(outcome.jobs), "skipped": len(outcome.duplicates)}

@@ -1,7 +1,9 @@
 """PDF builds over HTTP: ask for one, follow it, fetch the file.
 
-    POST /pdf/reports/<pk>/        → 202 {"id", "status", "url"} + Location; the build already queued
-                                     or running for this report if there is one
+    POST /pdf/reports/<pk>/        → 202 {"id", "status", "url", "page"} + Location; the build already
+                                     queued or running for this report if there is one. A browser's form
+                                     post (Accept: text/html, no JSON) gets 303 → "page", the end
+                                     users' job page /jobs/<id>/ (progress, then the download link)
     GET  /pdf/status/<job id>/     → 200 JSON while READY/RUNNING (with progress), and for a FAILED or
                                      CANCELLED build (with the error); 302 → the file once SUCCESSFUL;
                                      410 once the file has expired
@@ -51,9 +53,20 @@ def build(request: HttpRequest, user: Any, pk: int) -> HttpResponseBase:
         return error(409, "another user's build of this report is running; ask again when it has finished",
                      status=job.status)
     url = status_url(job)
-    response = JsonResponse({"id": str(job.pk), "status": job.status, "url": url}, status=202)
+    page = reverse("jobs:job", args=[job.pk])
+    if prefers_html(request):
+        see_other = HttpResponse(status=303)
+        see_other["Location"] = page
+        return see_other
+    response = JsonResponse({"id": str(job.pk), "status": job.status, "url": url, "page": page}, status=202)
     response["Location"] = url
     return response
+
+
+def prefers_html(request: HttpRequest) -> bool:
+    """A browser's form post: it names HTML in Accept and does not ask for JSON (no Accept: an API client)."""
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept and "application/json" not in accept
 
 
 @api_view({"GET", "HEAD"})

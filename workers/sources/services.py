@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from workers.errors import DuplicateJob
 from workers.models import Job
-from workers.services import job_enqueue
+from workers.services import EnqueuedMany, job_enqueue, job_enqueue_many
 from workers.sources.models import Source
 
 SYNC_TASK = "sources.sync_source"
@@ -24,6 +25,14 @@ def source_sync_enqueue(*, source: Source, requested_by: Any = None) -> Job | No
         return source_sync_request(source=source, requested_by=requested_by)
     except DuplicateJob:
         return None
+
+
+def source_sync_enqueue_many(*, sources: Iterable[Source], requested_by: Any = None) -> EnqueuedMany:
+    """Enqueue a sync of every source in one bulk write; those already syncing are left out and
+    reported in `duplicates` (one active sync per source)."""
+    return job_enqueue_many(
+        task=SYNC_TASK, params_list=[{"source_id": source.pk} for source in sources], requested_by=requested_by
+    )
 
 
 def source_sync_all_request(*, requested_by: Any = None) -> Job:

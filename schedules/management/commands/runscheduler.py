@@ -1,6 +1,7 @@
 """`manage.py runscheduler`: fire the code table's and the database's schedules (runstack starts it).
 
-Several may run: a Redis lease makes one active; the others stand by, try to take the lease every
+Several may run: a lease (in the broker's Redis, or in the database when the broker is RabbitMQ)
+makes one active; the others stand by, try to take the lease every
 second and take over within GREENROOM_SCHEDULER_LEASE_TTL + 1 s of the active one dying. SIGTERM or
 SIGINT stops it cleanly and releases the lease, so a standby takes over at once.
 """
@@ -17,9 +18,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from project.broker import redis_client
-from schedules.lease import Lease
+from schedules.lease import scheduler_lease
 from schedules.scheduler import Scheduler
+from workers.models import ProcessKind
+from workers.registry import process_beat, process_stopped
 
 logger = logging.getLogger("schedules.runscheduler")
 
@@ -30,7 +32,7 @@ STANDBY_RETRY = 1.0
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler: fire due schedules while holding the Redis lease; stand by otherwise."
+    help = "Run the scheduler: fire due schedules while holding the lease; stand by otherwise."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tick", type=float, default=DEFAULT_TICK,
@@ -45,8 +47,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         ttl = float(settings.GREENROOM_SCHEDULER_LEASE_TTL)
-        client = redis_client(settings.GREENROOM_BROKER_URL)
-        lease = Lease(client, ttl=ttl)
+        lease = scheduler_lease(ttl=ttl)
         scheduler = Scheduler()
         renew_every = ttl / 3
         active = False
@@ -57,9 +58,10 @@ class Command(BaseCommand):
                 now = time.monotonic()
                 if not active or now - last_renewal >= renew_every:
                     try:
+                        close_old_connections()  # the database lease: drop a broken or too old connection
                         held = lease.hold()
-                    except Exception:  # Redis away: stand down until it is back
-                        logger.exception("scheduler %s: cannot reach Redis for the lease", lease.token)
+                    except Exception:  # Redis or the database away: stand down until it is back
+                        logger.exception("scheduler %s: cannot reach the lease", lease.token)
                         held = False
                     if held:
                         last_renewal = now
@@ -69,6 +71,7 @@ class Command(BaseCommand):
                     elif active and not held:
                         logger.warning("scheduler %s lost the lease; standing by", lease.token)
                     active = held
+                _beat(active)
                 if active:
                     close_old_connections()
                     try:
@@ -81,8 +84,21 @@ class Command(BaseCommand):
         finally:
             if active:
                 lease.release()
-            client.close()
+            try:
+                process_stopped()
+            except Exception:
+                logger.debug("could not mark the scheduler stopped", exc_info=True)
+            lease.close()
             logger.info("scheduler %s stopped%s", lease.token, " and released the lease" if active else "")
+
+
+def _beat(active: bool) -> None:
+    """The registry row the dashboard shows (and /metrics reads as the scheduler's last tick)."""
+    try:
+        close_old_connections()
+        process_beat(kind=ProcessKind.SCHEDULER, active=active)
+    except Exception:  # the database is away: firing would fail too, and logs it
+        logger.debug("scheduler beat failed", exc_info=True)
 
 
 def _until_next(tick: float) -> float:

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from project.embedded_redis import EmbeddedRedis, EmbeddedRedisError
-from workers import conf
+from workers import conf, metrics
 from workers.supervisor import Program, Supervisor
 
 ADMIN_USERNAME = "admin"
@@ -67,12 +67,15 @@ class Command(BaseCommand):
             call_command("seed_demo", verbosity=0)
 
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        # Every child writes its metrics to one directory, emptied now: GET /metrics sums it (docs/metrics.md).
+        env = metrics.multiprocess_env(Path(settings.GREENROOM_METRICS_DIR or Path(settings.VAR_DIR) / "metrics"))
         programs = [
             Program(
                 name="web",
                 argv=[sys.executable, "-m", "gunicorn", "project.wsgi:application", "--bind", f"{host}:{port}",
-                      "--workers", str(web_workers), "--threads", "4", "--graceful-timeout", "10",
+                      "--workers", str(web_workers), "--threads", "24", "--graceful-timeout", "10",
                       "--access-logfile", "-", "--no-control-socket", "--chdir", str(settings.BASE_DIR)],
+                env=env,
             )
         ]
         for index, (queues, threads) in enumerate(slots, start=1):
@@ -80,8 +83,9 @@ class Command(BaseCommand):
                 name=f"worker-{index}[{','.join(queues)}]",
                 argv=[*manage, "rundramatiq", "--processes", "1", "--threads", str(threads),
                       "--worker-shutdown-timeout", str(WORKER_SHUTDOWN_TIMEOUT_MS), "--queues", *queues],
+                env=env,
             ))
-        programs.append(Program(name="scheduler", argv=[*manage, "runscheduler"]))
+        programs.append(Program(name="scheduler", argv=[*manage, "runscheduler"], env=env))
         supervisor = Supervisor(programs, stop_timeout=WORKER_SHUTDOWN_TIMEOUT_MS / 1000 + 10,
                                 say=lambda line: self.stdout.write(line))
 
@@ -94,6 +98,7 @@ class Command(BaseCommand):
         supervisor.start()
         self.stdout.write(self.style.SUCCESS(f"Greenroom is running on http://{host}:{port}/"))
         self.stdout.write(f"  admin:  http://{host}:{port}/admin/  login {login}")
+        self.stdout.write(f"  dashboard: http://{host}:{port}/dashboard/")
         self.stdout.write(f"  API:    POST http://{host}:{port}/api/jobs/  (token: manage.py create_api_token admin)")
         self.stdout.write(f"  programs: {', '.join(p.name for p in programs[1:])}")
         try:

@@ -1,0 +1,1 @@
+"""Tests of `manage.py jobs`, the operator CLI."""

@@ -1,0 +1,1 @@
+"""The operators' dashboard at /dashboard/ (staff only): overview, jobs, failures, workers, schedules."""
