@@ -119,9 +119,55 @@ def count_statements(jobs: int) -> None:
             close_old_connections()  # DbConnectionsMiddleware.before_process_message
             execution.run_job(spec, job_id)
             close_old_connections()  # DbConnectionsMiddleware.after_process_message
-    per_job("worker: claim, run, finish", counts, len(ids))
+    per_job("worker, group commit off", counts, len(ids))
+    grouped_statements_per_job(spec, [str(job.pk) for job in services.job_enqueue_many(
+        task=TASK, params_list=[{}] * jobs).jobs])
     Job.objects.all().delete()
     broker.client.flushdb()
+
+
+def grouped_statements_per_job(spec: Any, ids: list[str], threads: int = 8) -> None:
+    """The worker path with GREENROOM_LEDGER_GROUP_COMMIT: `threads` threads run the jobs as worker
+    threads do (a current message set), and the process's ledger writer writes their claims and
+    finishes. Its statements (each its own commit) are counted by the writer itself."""
+    import threading
+
+    import dramatiq
+    from django.db import connection
+    from dramatiq.middleware import CurrentMessage
+
+    from workers import execution, ledger_writer
+
+    writer = ledger_writer.writer()
+    before = (writer.batches, writer.rows)
+    todo = list(ids)
+    lock = threading.Lock()
+
+    def work() -> None:
+        current = CurrentMessage()
+        while True:
+            with lock:
+                if not todo:
+                    break
+                job_id = todo.pop()
+            message = dramatiq.Message(queue_name="interactive", actor_name=spec.name, args=(), kwargs={},
+                                       options={}, message_id=job_id)
+            current.before_process_message(dramatiq.get_broker(), message)
+            try:
+                execution.run_job(spec, job_id)
+            finally:
+                current.after_process_message(dramatiq.get_broker(), message)
+        connection.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    statements, rows = writer.batches - before[0], writer.rows - before[1]
+    print(f"{f'worker, group commit ({threads} threads)':<34} {statements / len(ids):>10.3g} "
+          f"{statements / len(ids):>8.3g} {0:>10}   UPDATE {statements / len(ids):.3g} "
+          f"(claims and finishes, {rows / max(statements, 1):.1f} rows per statement; worker threads: none)")
 
 
 def drain(jobs: int, processes: int, threads: int, tmp: Path) -> float:

@@ -205,9 +205,12 @@ GREENROOM_WORKERS = env.str("GREENROOM_WORKERS", default="interactive,default:4 
 GREENROOM_SEED_DEMO = env.bool("GREENROOM_SEED_DEMO", default=True)
 # Page size of GET /api/jobs/.
 GREENROOM_PAGE_SIZE = env.int("GREENROOM_PAGE_SIZE", default=50)
-# Worker processes commit many jobs' SUCCESSFUL writes in one statement (one writer thread per
-# process); each message is still acked only after its own row is durable.
-GREENROOM_LEDGER_GROUP_COMMIT = env.bool("GREENROOM_LEDGER_GROUP_COMMIT", default=False)
+# Worker processes write many jobs' claims, and many jobs' SUCCESSFUL writes, in one statement each
+# (one writer thread per process); each message is still acked only after its own row is durable.
+GREENROOM_LEDGER_GROUP_COMMIT = env.bool("GREENROOM_LEDGER_GROUP_COMMIT", default=True)
+# PostgreSQL: the worker's claim and finish statements are prepared on each connection. Turn off
+# behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+GREENROOM_LEDGER_PREPARED_STATEMENTS = env.bool("GREENROOM_LEDGER_PREPARED_STATEMENTS", default=True)
 
 # --- PDF reports (workers.pdf) ------------------------------------------------------------------
 # Days a built PDF is kept; pdf_delete_expired() (the nightly clean-up) deletes older ones, and their

@@ -7,8 +7,11 @@ settings may leave any of them out and gets the default written here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 # Run jobs inline through the ledger instead of publishing them.
 DEFAULT_EAGER = False
@@ -33,8 +36,8 @@ DEFAULT_WORKER_MEMORY_CAP_MB = 400
 DEFAULT_WORKERS = "interactive,default:4 batch,default:2"
 # Page size of the job list API.
 DEFAULT_PAGE_SIZE = 50
-# Commit many jobs' finish writes together: one writer thread per worker process batches them.
-DEFAULT_LEDGER_GROUP_COMMIT = False
+# Commit many jobs' claims and finish writes together: one writer thread per worker process batches them.
+DEFAULT_LEDGER_GROUP_COMMIT = True
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,25 @@ class GreenroomSettings:
     ledger_group_commit: bool
 
 
+_current: GreenroomSettings | None = None
+
+
 def get() -> GreenroomSettings:
-    """Read the settings now (tests override them with `settings` fixtures, so never cache)."""
+    """The settings, read once (every job reads them) and read again after any setting changes
+    (`override_settings` and pytest-django's `settings` fixture send `setting_changed`)."""
+    global _current
+    if _current is None:
+        _current = _read()
+    return _current
+
+
+@receiver(setting_changed)
+def _forget(**_kwargs: Any) -> None:
+    global _current
+    _current = None
+
+
+def _read() -> GreenroomSettings:
     return GreenroomSettings(
         eager=getattr(settings, "GREENROOM_EAGER", DEFAULT_EAGER),
         progress_interval=getattr(settings, "GREENROOM_PROGRESS_INTERVAL", DEFAULT_PROGRESS_INTERVAL),

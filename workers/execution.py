@@ -37,21 +37,36 @@ WORKER_LOSS_LIMIT = 3
 ATTEMPT_OPTION = "greenroom_attempt"
 
 
+_worker_id: tuple[int, str] = (0, "")
+
+
 def worker_id() -> str:
-    """host:pid of this process (recomputed: worker processes are forked)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid of this process (computed again in a forked child)."""
+    global _worker_id
+    pid = os.getpid()
+    if _worker_id[0] != pid:
+        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_id[1]
 
 
 def run_job(spec: JobSpec, job_id: str) -> Any:
     """Run job `job_id` once, if it is ours to run. Returns its result (None when skipped)."""
     settings = conf.get()
-    stale_before = timezone.now() - timedelta(seconds=settings.stale_after)
+    message = CurrentMessage.get_current_message()
+    # With GREENROOM_LEDGER_GROUP_COMMIT a worker thread hands its claim and its finish write to its
+    # process's ledger writer, which writes many jobs' claims (and finishes) together, and waits for
+    # its own row's outcome. Not inside a transaction (eager mode under atomic): the writer's own
+    # connection would wait for that transaction's locks.
+    grouped = settings.ledger_group_commit and message is not None and not connection.in_atomic_block
     # Claim and read the row in one statement (the claimed columns only; no separate SELECT).
-    job = Job.claim_run(job_id, worker=worker_id(), stale_before=stale_before)
+    if grouped:
+        job = ledger_writer.writer().claim(job_id)
+    else:
+        stale_before = timezone.now() - timedelta(seconds=settings.stale_after)
+        job = Job.claim_run(job_id, worker=worker_id(), stale_before=stale_before)
     if job is None:
         logger.info("job %s (%s) not claimed: running elsewhere, finished, cancelled or gone", job_id, spec.name)
         return None
-    message = CurrentMessage.get_current_message()
     if message is not None:
         message.options[ATTEMPT_OPTION] = job.attempts
     if job.attempts > spec.max_retries + 1 + WORKER_LOSS_LIMIT:
@@ -86,10 +101,7 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
     # RUNNING → SUCCESSFUL for this run only, progress included, in one UPDATE: a run that was
     # presumed dead and taken over (its process froze past GREENROOM_STALE_AFTER) must not end the
     # run that replaced it.
-    # With GREENROOM_LEDGER_GROUP_COMMIT a worker thread hands the write to its process's ledger writer,
-    # which commits many jobs' finish writes together, and waits for its own row's outcome. Not inside
-    # a transaction (eager mode under atomic): the writer's own connection would wait for that row.
-    if settings.ledger_group_commit and message is not None and not connection.in_atomic_block:
+    if grouped:
         succeeded = ledger_writer.writer().succeed(job.pk, attempt=ctx.attempt, result=result,
                                                    progress=ctx.progress_fields())
     else:

@@ -1,13 +1,19 @@
-"""Group commit of the worker's finish writes (GREENROOM_LEDGER_GROUP_COMMIT).
+"""Group commit of the worker's claims and finish writes (GREENROOM_LEDGER_GROUP_COMMIT).
 
-One writer thread per worker process takes whatever finish writes are waiting when it wakes (up to
-`MAX_BATCH`, no artificial delay) and writes them with one statement and one commit
-(`ledger_sql.succeed_runs`). Each worker thread waits for its own row's outcome, so its message is
-acked only once the row is durable, and a run whose row has moved on (taken over by another attempt)
-still gets False, as from `Job.succeed_run`.
+One writer thread per worker process takes whatever writes are waiting when it wakes (up to
+`MAX_BATCH` of each kind, no artificial delay) and writes them with one statement per kind: the
+finish writes first (`ledger_sql.succeed_runs`), then the claims (`ledger_sql.claim_runs`), each
+statement its own commit. Worker threads then never touch the database for a job that does not
+itself use it (no per-job connection health check either). Each worker thread waits for its own
+row's outcome: a claim gets the claimed row or None, as from `Job.claim_run`; a finish gets True, or
+False when the row has moved on (taken over by another attempt), as from `Job.succeed_run` — so a
+message is acked only once its row is durable.
+
+Finishes go first: a redelivered message claiming a job whose finish is in the same round then
+finds the job SUCCESSFUL. Two claims of one job in one round: the second is answered "not claimed".
 
 Failures: a batch that fails is written again row by row, each in its own transaction, so one bad
-row fails only its own job (its thread gets the exception, as it would from `Job.succeed_run`). A
+row fails only its own job (its thread gets the exception, as it would from the one-row call). A
 worker thread whose write the writer has not taken after `STUCK_AFTER` seconds, or whose writer
 thread is gone, withdraws it and writes the row itself.
 """
@@ -20,16 +26,18 @@ import threading
 import time
 import uuid
 from collections import deque
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
-from workers import ledger_sql
+from workers import conf, ledger_sql
+from workers.models import Job
 
 logger = logging.getLogger(__name__)
 
-# Most finish writes per statement (100 rows x 7 parameters stays far below every backend's limit).
+# Most writes of one kind per statement (100 rows x 7 parameters stays far below every backend's limit).
 MAX_BATCH = 100
 # Seconds a submitted write may wait for the writer to take it before its thread writes it itself.
 STUCK_AFTER = 10.0
@@ -40,17 +48,20 @@ _PENDING, _TAKEN, _WITHDRAWN = range(3)
 
 
 class _Request:
-    __slots__ = ("done", "error", "outcome", "run", "state", "submitted")
+    """A claim (`run` is None, `job_id` set) or a finish write (`run` set), and its outcome."""
 
-    def __init__(self, run: ledger_sql.FinishedRun) -> None:
+    __slots__ = ("done", "error", "job_id", "outcome", "run", "state", "submitted")
+
+    def __init__(self, *, run: ledger_sql.FinishedRun | None = None, job_id: str = "") -> None:
         self.run = run
+        self.job_id = job_id
         self.state = _PENDING
         self.submitted = time.monotonic()
         self.done = threading.Event()
-        self.outcome = False
+        self.outcome: Any = None
         self.error: BaseException | None = None
 
-    def resolve(self, *, outcome: bool = False, error: BaseException | None = None) -> None:
+    def resolve(self, *, outcome: Any = None, error: BaseException | None = None) -> None:
         self.outcome, self.error = outcome, error
         self.done.set()
 
@@ -69,10 +80,24 @@ class LedgerWriter:
         self.batches = 0  # statements written, for tests and benchmarks
         self.rows = 0
 
+    def claim(self, job_id: uuid.UUID | str) -> Job | None:
+        """`Job.claim_run` for this process's worker, written with other threads' claims."""
+        request = _Request(job_id=str(uuid.UUID(str(job_id))))
+        if self._wait(request):
+            return self._claim_one(request.job_id)
+        return request.outcome  # type: ignore[no-any-return]
+
     def succeed(self, job_id: uuid.UUID | str, *, attempt: int, result: Any, progress: dict[str, Any]) -> bool:
         """`Job.succeed_run`, written with other threads' finish writes; returns once it is durable."""
         run = ledger_sql.FinishedRun(job_id, attempt, result, progress, timezone.now())
-        request = _Request(run)
+        request = _Request(run=run)
+        if self._wait(request):
+            return ledger_sql.succeed_run(run.job_id, attempt=run.attempt, result=run.result, progress=run.progress)
+        return bool(request.outcome)
+
+    def _wait(self, request: _Request) -> bool:
+        """Queue the request and wait for its outcome (or raise its error). True: the writer will
+        not answer it (stopping, stuck or gone), and the calling thread must write it itself."""
         with self._lock:
             if not self._stopping:
                 self._pending.append(request)
@@ -89,13 +114,20 @@ class LedgerWriter:
                 elif request.state == _TAKEN and not alive and not request.done.is_set():
                     request.state = _WITHDRAWN  # its writer died without an answer (never seen)
             if request.state == _WITHDRAWN:
-                logger.warning("job %s: ledger writer %s; the worker thread writes its row itself", run.job_id,
+                logger.warning("job %s: ledger writer %s; the worker thread writes its row itself",
+                               request.run.job_id if request.run else request.job_id,
                                "gone" if not alive else f"has not taken it after {self.stuck_after:.0f} s")
         if request.state == _WITHDRAWN and not request.done.is_set():
-            return ledger_sql.succeed_run(run.job_id, attempt=run.attempt, result=run.result, progress=run.progress)
+            return True
         if request.error is not None:
             raise request.error
-        return request.outcome
+        return False
+
+    @staticmethod
+    def _claim_one(job_id: str) -> Job | None:
+        from workers.execution import worker_id
+
+        return ledger_sql.claim_run(job_id, worker=worker_id(), stale_before=_stale_before())
 
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, close the writer's connection and end its thread."""
@@ -121,11 +153,22 @@ class LedgerWriter:
                     if not self._pending:  # stopping, nothing left
                         break
                     batch = []
-                    while self._pending and len(batch) < self.max_batch:
+                    claims = finishes = 0
+                    kept: deque[_Request] = deque()
+                    while self._pending:
                         request = self._pending.popleft()
-                        if request.state == _PENDING:
-                            request.state = _TAKEN
-                            batch.append(request)
+                        if request.state != _PENDING:
+                            continue
+                        if request.run is None and claims < self.max_batch:
+                            claims += 1
+                        elif request.run is not None and finishes < self.max_batch:
+                            finishes += 1
+                        else:  # this kind's batch is full: next round
+                            kept.append(request)
+                            continue
+                        request.state = _TAKEN
+                        batch.append(request)
+                    self._pending.extendleft(reversed(kept))
                 if batch:
                     self._write(batch)
                     batch = []
@@ -139,30 +182,68 @@ class LedgerWriter:
 
     def _write(self, batch: list[_Request]) -> None:
         _drop_connection_if_stale()
+        finishes = [request for request in batch if request.run is not None]
+        claims = [request for request in batch if request.run is None]
+        if finishes:
+            self._write_finishes(finishes)
+        if claims:
+            self._write_claims(claims)
+        self.batches += bool(finishes) + bool(claims)
+        self.rows += len(batch)
+
+    def _write_finishes(self, batch: list[_Request]) -> None:
+        runs = [request.run for request in batch if request.run is not None]
         try:
-            done = ledger_sql.succeed_runs([request.run for request in batch])
+            done = ledger_sql.succeed_runs(runs)
         except Exception:  # any failure: each row gets its own chance
             logger.warning("ledger writer: a batch of %d finish writes failed; writing them one by one",
                            len(batch), exc_info=True)
             connection.close()  # a broken connection or an aborted transaction: start afresh
-            self._write_each(batch)
+            self._write_each(batch, self._finish_one)
             return
-        self.batches += 1
-        self.rows += len(batch)
-        for request in batch:
-            request.resolve(outcome=str(uuid.UUID(str(request.run.job_id))) in done)
+        for request, run in zip(batch, runs, strict=True):
+            request.resolve(outcome=str(uuid.UUID(str(run.job_id))) in done)
 
-    def _write_each(self, batch: list[_Request]) -> None:
+    def _write_claims(self, batch: list[_Request]) -> None:
+        from workers.execution import worker_id
+
+        first: dict[str, _Request] = {}
         for request in batch:
-            run = request.run
+            if request.job_id in first:  # the same job delivered twice at once: one of them runs it
+                request.resolve(outcome=None)
+            else:
+                first[request.job_id] = request
+        try:
+            claimed = ledger_sql.claim_runs(list(first), worker=worker_id(), stale_before=_stale_before())
+        except Exception:
+            logger.warning("ledger writer: a batch of %d claims failed; claiming one by one", len(first),
+                           exc_info=True)
+            connection.close()
+            self._write_each(list(first.values()), lambda request: self._claim_one(request.job_id))
+            return
+        for job_id, request in first.items():
+            request.resolve(outcome=claimed.get(job_id))
+
+    @staticmethod
+    def _finish_one(request: _Request) -> bool:
+        run = request.run
+        assert run is not None
+        return ledger_sql.succeed_run(run.job_id, attempt=run.attempt, result=run.result, progress=run.progress)
+
+    @staticmethod
+    def _write_each(batch: list[_Request], write: Any) -> None:
+        for request in batch:
             try:
-                outcome = ledger_sql.succeed_run(run.job_id, attempt=run.attempt, result=run.result,
-                                                 progress=run.progress)
+                outcome = write(request)
             except Exception as exc:  # noqa: BLE001 - this row's own failure, raised by its own thread
                 connection.close()
                 request.resolve(error=exc)
             else:
                 request.resolve(outcome=outcome)
+
+
+def _stale_before() -> Any:
+    return timezone.now() - timedelta(seconds=conf.get().stale_after)
 
 
 def _drop_connection_if_stale() -> None:
@@ -186,3 +267,13 @@ def writer() -> LedgerWriter:
         if _writer is None or _writer_pid != os.getpid():
             _writer, _writer_pid = LedgerWriter(), os.getpid()
         return _writer
+
+
+def shutdown(timeout: float = 10.0) -> None:
+    """Stop this process's writer, if it has one, once its worker threads are done: what is queued
+    is written, its connection closed. The next `writer()` call starts a fresh one."""
+    global _writer
+    with _writer_lock:
+        current, _writer = (_writer if _writer_pid == os.getpid() else None), None
+    if current is not None:
+        current.stop(timeout)

@@ -106,6 +106,9 @@ class WorkerHousekeeping(Middleware):
         self._stop.set()
         if self._exporter is not None:
             self._exporter.shutdown()
+        from workers import ledger_writer
+
+        ledger_writer.shutdown()  # the worker threads have stopped: nothing more to write
         try:
             from workers.registry import process_stopped
 
@@ -274,6 +277,7 @@ class MemoryCap(Middleware):
         self._asked = False
         self._asked_lock = threading.Lock()
         self._worker: Any = None
+        self._process: psutil.Process | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._worker = worker
@@ -284,7 +288,9 @@ class MemoryCap(Middleware):
         cap_mb = conf.get().worker_memory_cap_mb
         if not cap_mb or self._asked:
             return
-        rss_mb = psutil.Process().memory_info().rss / (1024 * 1024)
+        if self._process is None or self._process.pid != os.getpid():  # one per (forked) process
+            self._process = psutil.Process()
+        rss_mb = self._process.memory_info().rss / (1024 * 1024)
         if rss_mb <= cap_mb:
             return
         with self._asked_lock:

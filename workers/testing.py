@@ -92,6 +92,9 @@ def greenroom_worker(greenroom_stub_broker: Any) -> Iterator[Any]:
         yield worker
     finally:
         worker.stop()
+        from workers import ledger_writer
+
+        ledger_writer.shutdown()  # its worker threads are done: close the writer's connection too
 
 
 @pytest.fixture

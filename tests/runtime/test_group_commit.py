@@ -1,4 +1,4 @@
-"""Group commit of finish writes (GREENROOM_LEDGER_GROUP_COMMIT): one writer thread per process."""
+"""Group commit of claims and finish writes (GREENROOM_LEDGER_GROUP_COMMIT): one writer thread per process."""
 
 from __future__ import annotations
 
@@ -26,6 +26,31 @@ def _running(*, attempts: int = 1) -> Job:
     return Job.objects.create(task="diagnostics.noop", queue="interactive", status=JobStatus.RUNNING,
                               attempts=attempts, worker="here:1", created_at=now, enqueued_at=now, started_at=now,
                               heartbeat_at=now)
+
+
+def _ready() -> Job:
+    return Job.objects.create(task="diagnostics.noop", queue="interactive", params={"n": 1},
+                              enqueued_at=timezone.now())
+
+
+def _claim_in_threads(writer: LedgerWriter, job_ids: list[Any]) -> list[Any]:
+    """Each `writer.claim` from its own thread, as worker threads call it: the claimed Job, None or an error."""
+    outcomes: list[Any] = [None] * len(job_ids)
+
+    def claim(index: int, job_id: Any) -> None:
+        try:
+            outcomes[index] = writer.claim(job_id)
+        except Exception as exc:  # the test looks at it
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(n, job_id)) for n, job_id in enumerate(job_ids)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
 
 
 def _succeed_in_threads(writer: LedgerWriter, runs: list[tuple[Job, int]]) -> dict[uuid.UUID, Any]:
@@ -187,3 +212,127 @@ def test_a_run_taken_over_meanwhile_does_not_overwrite_the_new_run_with_group_co
     assert (current.status, current.attempts, current.worker) == (JobStatus.RUNNING, 2, "other-host:2")
     assert current.result is None
     assert current.finished_at is None
+
+
+def test_claim_runs_claims_ready_and_stale_rows_only(transactional_db):
+    # Given a READY row, a RUNNING row with a fresh heartbeat, a stale RUNNING row, a cancelled and a finished one
+    ready, fresh, stale = _ready(), _running(), _running()
+    Job.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    cancelled = _ready()
+    Job.objects.filter(pk=cancelled.pk).update(cancel_requested_at=timezone.now())
+    finished = _ready()
+    Job.objects.filter(pk=finished.pk).update(status=JobStatus.SUCCESSFUL)
+    # When one statement claims all five (plus an id with no row)
+    claimed = ledger_sql.claim_runs([ready.pk, fresh.pk, stale.pk, cancelled.pk, finished.pk, uuid.uuid4()],
+                                    worker="here:9", stale_before=timezone.now() - timedelta(minutes=1))
+    # Then only the READY and the stale row are claimed, each as the run needs it
+    assert set(claimed) == {str(ready.pk), str(stale.pk)}
+    assert claimed[str(ready.pk)].params == {"n": 1}
+    assert (claimed[str(ready.pk)].attempts, claimed[str(stale.pk)].attempts) == (1, 2)
+    for job in (ready, stale):
+        current = row(job)
+        assert (current.status, current.worker) == (JobStatus.RUNNING, "here:9")
+        assert current.started_at is not None
+    assert row(fresh).worker == "here:1"
+    assert row(cancelled).status == JobStatus.READY
+    assert row(finished).status == JobStatus.SUCCESSFUL
+
+
+def test_claims_queued_while_the_writer_is_busy_go_out_in_one_statement(writer, monkeypatch):
+    # Given a writer busy with a first claim (held until the test lets it go)
+    release, real = threading.Event(), ledger_sql.claim_runs
+
+    def held(job_ids: list[Any], **kwargs: Any) -> dict[str, Job]:
+        release.wait(30)
+        return real(job_ids, **kwargs)
+
+    monkeypatch.setattr(ledger_sql, "claim_runs", held)
+    first, later = _ready(), [_ready() for _ in range(12)]
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.extend(_claim_in_threads(writer, [first.pk])))
+    thread.start()
+    wait_for(lambda: writer._thread is not None and not writer._pending, timeout=10, what="the first claim taken")
+    # When 12 more worker threads claim meanwhile, one job twice (its message delivered twice at once)
+    ids = [job.pk for job in later] + [later[0].pk]
+    others = threading.Thread(target=lambda: results.extend(_claim_in_threads(writer, ids)))
+    others.start()
+    wait_for(lambda: len(writer._pending) == 13, timeout=10, what="13 claims queued")
+    release.set()
+    thread.join(30)
+    others.join(30)
+    # Then every job is claimed once, in two statements; the second claim of the doubled job gets None
+    claimed = [job for job in results if job is not None]
+    assert sorted(str(job.pk) for job in claimed) == sorted(str(job.pk) for job in [first, *later])
+    assert results.count(None) == 1
+    assert (writer.batches, writer.rows) == (2, 14)
+    assert {row(job).status for job in [first, *later]} == {JobStatus.RUNNING}
+    assert {row(job).attempts for job in [first, *later]} == {1}
+
+
+def test_a_finish_and_a_claim_of_one_job_in_one_round_end_the_job_once(writer, monkeypatch):
+    # Given a writer held busy, and a job that one run is finishing while its redelivered message claims it
+    release, real = threading.Event(), ledger_sql.claim_runs
+    blocker, job = _ready(), _running()
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))  # looks stale
+
+    def held(job_ids: list[Any], **kwargs: Any) -> dict[str, Job]:
+        if str(blocker.pk) in {str(job_id) for job_id in job_ids}:
+            release.wait(30)
+        return real(job_ids, **kwargs)
+
+    monkeypatch.setattr(ledger_sql, "claim_runs", held)
+    outcomes: dict[str, Any] = {}
+    busy = threading.Thread(target=lambda: outcomes.update(blocker=_claim_in_threads(writer, [blocker.pk])[0]))
+    busy.start()
+    wait_for(lambda: writer._thread is not None and not writer._pending, timeout=10, what="the blocker taken")
+    claim = threading.Thread(target=lambda: outcomes.update(claim=_claim_in_threads(writer, [job.pk])[0]))
+    finish = threading.Thread(target=lambda: outcomes.update(finish=_succeed_in_threads(writer, [(job, 1)])[job.pk]))
+    claim.start()
+    finish.start()
+    wait_for(lambda: len(writer._pending) == 2, timeout=10, what="the claim and the finish queued")
+    # When the writer takes both in one round
+    release.set()
+    for thread in (busy, claim, finish):
+        thread.join(30)
+    # Then the finish went first: the job is SUCCESSFUL after one run and the redelivery claims nothing
+    assert outcomes["finish"] is True
+    assert outcomes["claim"] is None
+    assert (row(job).status, row(job).attempts) == (JobStatus.SUCCESSFUL, 1)
+
+
+def test_a_failed_claim_batch_is_claimed_row_by_row(writer, monkeypatch):
+    # Given claim batches that fail
+    jobs = [_ready() for _ in range(4)]
+
+    def batch_fails(job_ids: list[Any], **kwargs: Any) -> dict[str, Job]:
+        if len(job_ids) > 1:
+            raise DatabaseError("batch refused, on purpose")
+        return real(job_ids, **kwargs)
+
+    real = ledger_sql.claim_runs
+    monkeypatch.setattr(ledger_sql, "claim_runs", batch_fails)
+    # When worker threads claim
+    outcomes = _claim_in_threads(writer, [job.pk for job in jobs])
+    # Then each is claimed all the same, by its own statement if its batch failed
+    assert sorted(str(job.pk) for job in outcomes) == sorted(str(job.pk) for job in jobs)
+    assert {row(job).status for job in jobs} == {JobStatus.RUNNING}
+
+
+def test_shutdown_writes_what_is_queued_closes_the_connection_and_the_next_writer_is_new(transactional_db):
+    from workers import ledger_writer
+
+    # Given this process's writer, which has written a finish
+    first = ledger_writer.writer()
+    job = _running()
+    assert _succeed_in_threads(first, [(job, 1)]) == {job.pk: True}
+    thread = first._thread
+    assert thread is not None and thread.is_alive()
+    # When the process's worker shuts down
+    ledger_writer.shutdown()
+    # Then the writer thread has ended, and a later claim gets a fresh writer that works
+    assert not thread.is_alive()
+    second = ledger_writer.writer()
+    assert second is not first
+    ready = _ready()
+    assert [str(claimed.pk) for claimed in _claim_in_threads(second, [ready.pk])] == [str(ready.pk)]
+    ledger_writer.shutdown()
