@@ -49,9 +49,11 @@ def test_admin_created_edited_and_disabled_schedules_apply_at_the_next_tick(admi
     minute = now.replace(second=0) + timedelta(minutes=1)
     assert [f.slot for f in scheduler.tick(minute + timedelta(seconds=1))] == [minute]
 
-    # Edited to hourly: the next tick uses the new cron (no fire at the next minute)
+    # Edited to once a day, twelve hours from now: the next tick uses the new cron (no fire at the
+    # next minute; an hourly cron would fire there when the test runs at hh:58)
     change_url = f"/admin/schedules/schedule/{schedule.pk}/change/"
-    assert admin_client.post(change_url, _form(cron="0 * * * *")).status_code == 302
+    daily = f"0 {(now + timedelta(hours=12)).hour} * * *"
+    assert admin_client.post(change_url, _form(cron=daily)).status_code == 302
     assert scheduler.tick(minute + timedelta(minutes=1, seconds=1)) == []
 
     # Back to every minute, then disabled: nothing more
