@@ -67,7 +67,7 @@ class _Request:
 
 
 class LedgerWriter:
-    """The writer thread of one process and the queue of finish writes waiting for it."""
+    """The writer thread of one process and the queue of claims and finish writes waiting for it."""
 
     def __init__(self, *, max_batch: int = MAX_BATCH, stuck_after: float = STUCK_AFTER) -> None:
         self.max_batch = max_batch
