@@ -49,6 +49,10 @@ class Job(models.Model):
     error_message = models.TextField(blank=True, default="")
     error_traceback = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
+    # An urgent job's priority (lower = more urgent), below its latency class's: its message waits
+    # ahead of the class's ordinary ones, also when the relay or a retry publishes it again.
+    # NULL: an ordinary job of its class.
+    priority = models.SmallIntegerField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -167,12 +171,12 @@ class Job(models.Model):
 
     @staticmethod
     def new_ready(*, task: str, queue: str, params: dict[str, Any], requested_by_id: int | None,
-                  unique_key: str | None) -> Job:
+                  unique_key: str | None, priority: int | None = None) -> Job:
         """An unsaved READY row, built fast (bulk enqueue builds thousands)."""
         from workers import ledger_sql
 
         return ledger_sql.new_ready(task=task, queue=queue, params=params, requested_by_id=requested_by_id,
-                                    unique_key=unique_key)
+                                    unique_key=unique_key, priority=priority)
 
     @staticmethod
     def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:

@@ -27,22 +27,23 @@ RELAY_BATCH = 500
 PUBLISH_BATCH = 1000
 
 
-def message_for(job: Job, *, priority: int | None = None) -> dramatiq.Message[None]:
+def message_for(job: Job) -> dramatiq.Message[None]:
     """The Dramatiq message of a job: its id is the job's id, its only argument the id too.
 
-    `priority` (lower = more urgent) makes it urgent: Redis places it ahead of its queue's ordinary
-    messages (docs/architecture.md, "Wake-up and priorities")."""
+    An urgent job's `priority` (lower = more urgent) goes with it: Redis places it ahead of its
+    queue's ordinary messages (docs/architecture.md, "Wake-up and priorities"), however often the
+    job is published (enqueue, relay, reconciler)."""
     return dramatiq.Message(
         queue_name=job.queue,
         actor_name=job.task,
         args=(),
         kwargs={"job_id": str(job.pk)},
-        options={} if priority is None else {"priority": priority},
+        options={} if job.priority is None else {"priority": job.priority},
         message_id=str(job.pk),
     )
 
 
-def publish(job_or_id: Job | uuid.UUID | str, *, priority: int | None = None) -> bool:
+def publish(job_or_id: Job | uuid.UUID | str) -> bool:
     """Send a READY, unpublished job to the broker. False if not ours to send or the broker failed.
 
     Given the Job itself (as job_enqueue does), its task and queue are not read back from the database.
@@ -52,9 +53,12 @@ def publish(job_or_id: Job | uuid.UUID | str, *, priority: int | None = None) ->
     unpublished = Q(pk=job_id, status=JobStatus.READY, enqueued_at__isnull=True)
     if not Job.objects.filter(unpublished).update(enqueued_at=now):
         return False
-    job = job_or_id if isinstance(job_or_id, Job) else Job.objects.only("id", "task", "queue").get(pk=job_id)
+    if isinstance(job_or_id, Job):
+        job = job_or_id
+    else:
+        job = Job.objects.only("id", "task", "queue", "priority").get(pk=job_id)
     try:
-        dramatiq.get_broker().enqueue(message_for(job, priority=priority))
+        dramatiq.get_broker().enqueue(message_for(job))
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row to the relay
         Job.objects.filter(pk=job_id, enqueued_at=now).update(enqueued_at=None)
         logger.warning("job %s not published (%s: %s); the relay will retry", job_id, type(exc).__name__, exc)
@@ -62,15 +66,14 @@ def publish(job_or_id: Job | uuid.UUID | str, *, priority: int | None = None) ->
     return True
 
 
-def publish_many(jobs: Sequence[Job], *, priority: int | None = None, batch: int = PUBLISH_BATCH) -> int:
+def publish_many(jobs: Sequence[Job], *, batch: int = PUBLISH_BATCH) -> int:
     """Publish many READY, unpublished jobs in batches; returns how many were sent.
 
     Per batch: one UPDATE marks the rows published and returns the ids it marked (a row already
     published by the relay, or cancelled meanwhile, is not returned and not sent), then one
     pipelined `broker.enqueue_many` sends their messages (a plain `enqueue` loop on a broker
     without it). Should a batch fail, its marks are undone and this call stops: that batch and the
-    rest stay unpublished for the relay. `jobs` need `pk`, `task` and `queue` loaded; `priority`
-    is `message_for`'s, for every message.
+    rest stay unpublished for the relay. `jobs` need `pk`, `task`, `queue` and `priority` loaded.
     """
     broker = dramatiq.get_broker()
     send_many = getattr(broker, "enqueue_many", None)
@@ -79,7 +82,7 @@ def publish_many(jobs: Sequence[Job], *, priority: int | None = None, batch: int
         chunk = {str(job.pk): job for job in jobs[first : first + batch]}
         now = timezone.now()
         marked = Job.mark_published(list(chunk), at=now)
-        messages = [message_for(chunk[job_id], priority=priority) for job_id in chunk if job_id in marked]
+        messages = [message_for(chunk[job_id]) for job_id in chunk if job_id in marked]
         if not messages:
             continue
         try:

@@ -61,6 +61,7 @@ def job_enqueue(
     if unique_key is None and spec.unique_key is not None:
         unique_key = spec.unique_key(clean)
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
+    urgent = _urgent_priority(spec, priority)
     try:
         # A savepoint only where a unique-key conflict is expected to be caught (inside a caller's
         # transaction, any other error breaks that transaction anyway): one round trip less each.
@@ -72,6 +73,7 @@ def job_enqueue(
                 requested_by=user,
                 unique_key=unique_key,
                 retry_of=retry_of,
+                priority=urgent,
             )
     except IntegrityError:
         if unique_key is None:
@@ -87,10 +89,15 @@ def job_enqueue(
 
         _after_commit(run_now)
     else:
-        priority = spec.priority if priority is None else priority
-        urgent = priority if priority < catalogue.QUEUE_DEFAULTS[spec.queue].priority else None
-        _after_commit(lambda: publishing.publish(job, priority=urgent))
+        _after_commit(lambda: publishing.publish(job))
     return job
+
+
+def _urgent_priority(spec: catalogue.JobSpec, priority: int | None) -> int | None:
+    """The priority a job's row and message carry: `priority` (default: the task's catalogue
+    priority) when it is more urgent than the job's latency class, else None (an ordinary job)."""
+    priority = spec.priority if priority is None else priority
+    return priority if priority < catalogue.QUEUE_DEFAULTS[spec.queue].priority else None
 
 
 # Rows per INSERT (one executemany) and per duplicate look-up of job_enqueue_many; its publish batches
@@ -152,6 +159,7 @@ def job_enqueue_many(
     if invalid:
         raise InvalidParams("invalid params; nothing was enqueued", errors=invalid[:MAX_REPORTED_INVALID])
     user_id = requested_by.pk if getattr(requested_by, "is_authenticated", False) else None
+    urgent = _urgent_priority(spec, priority)
     keyed: dict[str, Job] = {}
     duplicates: list[SkippedDuplicate] = []
     rows: list[tuple[int, Job]] = []
@@ -162,7 +170,8 @@ def job_enqueue_many(
         if key is not None and key in keyed:  # an earlier item of this call holds it
             duplicates.append(SkippedDuplicate(index, key, keyed[key].pk))
             continue
-        job = Job.new_ready(task=spec.name, queue=spec.queue, params=clean, requested_by_id=user_id, unique_key=key)
+        job = Job.new_ready(task=spec.name, queue=spec.queue, params=clean, requested_by_id=user_id, unique_key=key,
+                            priority=urgent)
         if key is not None:
             keyed[key] = job
         rows.append((index, job))
@@ -184,9 +193,7 @@ def job_enqueue_many(
 
         _after_commit(run_now)
     elif jobs:
-        priority = spec.priority if priority is None else priority
-        urgent = priority if priority < catalogue.QUEUE_DEFAULTS[spec.queue].priority else None
-        _after_commit(lambda: publishing.publish_many(jobs, priority=urgent))
+        _after_commit(lambda: publishing.publish_many(jobs))
     return EnqueuedMany(jobs=jobs, duplicates=duplicates)
 
 
@@ -249,6 +256,7 @@ def job_retry(*, job: Job, requested_by: Any = None) -> Job:
         requested_by=job.requested_by or requested_by,
         unique_key=job.unique_key,
         retry_of=job,
+        priority=job.priority,  # an urgent job's rerun is urgent too; None: the task's own
     )
     _dismiss([job])  # after the enqueue: should this fail, the failure stays listed, not lost
     return retry

@@ -121,6 +121,17 @@ def test_the_job_page_shows_params_attempts_error_and_timeline(staff_client, mak
     assert doc.find_all("button", data_testid="retry-job") and not doc.find_all("button", data_testid="cancel-job")
 
 
+def test_the_job_page_shows_an_urgent_jobs_priority_and_nothing_for_an_ordinary_one(staff_client, make_job):
+    urgent, ordinary = make_job(queue="default", priority=0), make_job(queue="default")
+    assert doc_priority(staff_client, urgent).startswith("0 (urgent")
+    assert doc_priority(staff_client, ordinary) is None
+
+
+def doc_priority(client, job) -> str | None:
+    found = page(client.get(f"/dashboard/jobs/{job.pk}/")).find_all(data_testid="job-priority")
+    return found[0].text if found else None
+
+
 def test_a_traceback_with_markup_is_shown_as_text(staff_client, make_job):
     job = make_job(status=JobStatus.FAILED, error_class="builtins.ValueError", error_message=f"bad {XSS}",
                    error_traceback=f"Traceback:\n  raise ValueError('{XSS}')", progress_message=XSS,
