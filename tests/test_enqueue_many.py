@@ -62,6 +62,24 @@ def test_params_are_validated_and_stored_like_single_enqueue(db, broker):
     assert services.job_enqueue_many(task=NOOP, params_list=[None]).jobs[0].params == {}
 
 
+def test_bulk_rows_read_back_exactly_as_written(db, broker, django_user_model):
+    # Given params whose text needs escaping in any bulk format (COPY's text format on PostgreSQL)
+    awkward = "tab\there, line\nbreak, back\\slash, 'quotes\" and \\N, é ✓ \x01"
+    owner = django_user_model.objects.create_user("owner")
+    # When they are enqueued in bulk, with an owner, unique keys and an urgent priority
+    outcome = services.job_enqueue_many(task="testing.record", params_list=[{"path": awkward}, {"path": "plain"}],
+                                        requested_by=owner, unique_keys=[None, "k-1"], priority=-1)
+    # Then every column reads back as written
+    rows = {job.pk: job for job in Job.objects.filter(pk__in=[job.pk for job in outcome.jobs])}
+    for written in outcome.jobs:
+        row = rows[written.pk]
+        assert (row.task, row.queue, row.params, row.status, row.requested_by_id, row.unique_key, row.priority,
+                row.created_at) == (written.task, written.queue, written.params, JobStatus.READY, owner.pk,
+                                    written.unique_key, -1, written.created_at)
+    assert rows[outcome.jobs[0].pk].params["path"] == awkward
+    assert rows[outcome.jobs[1].pk].unique_key == "k-1"
+
+
 def test_one_invalid_item_enqueues_nothing(db, broker):
     params_list = [{"seconds": 1}, {"seconds": "soon"}, {"seconds": 1}, {"nope": 1}]
 
