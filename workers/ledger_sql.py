@@ -17,7 +17,7 @@ from types import NoneType
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
 from workers.models import Job, JobStatus
@@ -50,18 +50,20 @@ def claim_runs(job_ids: list[uuid.UUID | str], *, worker: str, stale_before: dat
     if not connection.features.can_return_rows_from_update:  # claim_run's own fallback, row by row
         one_by_one = (claim_run(job_id, worker=worker, stale_before=stale_before) for job_id in job_ids)
         return {str(job.pk): job for job in one_by_one if job is not None}
-    db, prep_id = connections[connection.alias], _field("id").get_db_prep_save
-    stamp = _prep("started_at", timezone.now())
+    db = _db()
+    prep_id = _field("id").get_db_prep_save
+    stamp = _prep("started_at", timezone.now(), db)
     rows = _execute(
-        _claim_runs_sql(connection.vendor, len(job_ids)),
+        _claim_runs_sql(db.vendor, len(job_ids)),
         [JobStatus.RUNNING.value, stamp, stamp, worker, *(prep_id(job_id, db) for job_id in job_ids),
-         JobStatus.READY.value, JobStatus.RUNNING.value, _prep("heartbeat_at", stale_before)],
+         JobStatus.READY.value, JobStatus.RUNNING.value, _prep("heartbeat_at", stale_before, db)],
+        db=db,
     )[1]
-    attnames = [_field(name).attname for name in _CLAIM_RETURNS]
+    attnames, columns = _claim_attnames(), _claim_converters(db.vendor)
     claimed: dict[str, Job] = {}
     for row in rows:
-        values = [_convert(name, value) for name, value in zip(_CLAIM_RETURNS, row, strict=True)]
-        job = Job.from_db(connection.alias, attnames, values)
+        values = [_apply(converters, value, db) for converters, value in zip(columns, row, strict=True)]
+        job = Job.from_db(db.alias, attnames, values)
         claimed[str(job.pk)] = job
     return claimed
 
@@ -105,14 +107,16 @@ def succeed_runs(runs: list[FinishedRun]) -> set[str]:
                 if succeed_run(run.job_id, attempt=run.attempt, result=run.result, progress=run.progress):
                     done.add(str(uuid.UUID(str(run.job_id))))
         return done
+    db = _db()
     params: list[Any] = []
     for run in runs:
-        params += [_prep("id", run.job_id), run.attempt, _prep("result", run.result),
-                   _prep("finished_at", run.finished_at), _prep("progress_done", run.progress["progress_done"]),
-                   _prep("progress_total", run.progress["progress_total"]),
-                   _prep("progress_message", run.progress["progress_message"])]
-    rows = _execute(_succeed_runs_sql(connection.vendor, len(runs)),
-                    [*params, JobStatus.SUCCESSFUL.value, JobStatus.RUNNING.value])[1]
+        progress = run.progress
+        params += [_prep("id", run.job_id, db), run.attempt, _prep("result", run.result, db),
+                   _prep("finished_at", run.finished_at, db), _prep("progress_done", progress["progress_done"], db),
+                   _prep("progress_total", progress["progress_total"], db),
+                   _prep("progress_message", progress["progress_message"], db)]
+    rows = _execute(_succeed_runs_sql(db.vendor, len(runs)),
+                    [*params, JobStatus.SUCCESSFUL.value, JobStatus.RUNNING.value], db=db)[1]
     # PostgreSQL returns UUIDs, SQLite 32 hex digits: both read back as the canonical string.
     return {str(uuid.UUID(str(returned[0]))) for returned in rows}
 
@@ -288,11 +292,17 @@ def _unindexed(name: str, *, qualified: bool = False) -> str:
     return f"({_table()}.{column} || '')" if qualified else f"({column} || '')"
 
 
-def _prep(name: str, value: Any) -> Any:
-    return _field(name).get_db_prep_save(value, connection)
+def _db() -> Any:
+    """The connection itself: `django.db.connection` is a proxy whose every attribute is a
+    thread-local look-up, and the field code the hot path calls reads several per value."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
-def _execute(sql: str, params: list[Any], *, hot: bool = True) -> tuple[int, list[tuple[Any, ...]]]:
+def _prep(name: str, value: Any, db: Any = None) -> Any:
+    return _field(name).get_db_prep_save(value, db or _db())
+
+
+def _execute(sql: str, params: list[Any], *, hot: bool = True, db: Any = None) -> tuple[int, list[tuple[Any, ...]]]:
     """Run one statement; its row count and the rows it returned (RETURNING), if any.
 
     A `hot` statement (a worker's claim or finish: the same few texts for every job) runs on
@@ -301,20 +311,21 @@ def _execute(sql: str, params: list[Any], *, hot: bool = True) -> tuple[int, lis
     GREENROOM_LEDGER_PREPARED_STATEMENTS is on. Django's cursor wrapper stays around it (error
     translation, execute wrappers, debug capture).
     """
-    if connection.vendor != "postgresql" or not hot:
-        with connection.cursor() as cursor:
+    db = db or _db()
+    if db.vendor != "postgresql" or not hot:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
     import psycopg
 
     # What `connection.cursor()` does (health check, connect, error translation), with another cursor class.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = db.connection
     if raw.prepare_threshold is None and getattr(settings, "GREENROOM_LEDGER_PREPARED_STATEMENTS", True):
         raw.prepare_threshold = 0  # only server-side-binding cursors (these) ever prepare
-    with connection.wrap_database_errors:
-        wrapped = connection._prepare_cursor(psycopg.Cursor(raw))  # type: ignore[attr-defined]
+    with db.wrap_database_errors:
+        wrapped = db._prepare_cursor(psycopg.Cursor(raw))
     with wrapped as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
@@ -322,10 +333,25 @@ def _execute(sql: str, params: list[Any], *, hot: bool = True) -> tuple[int, lis
 
 def _convert(name: str, value: Any) -> Any:
     """A raw column value as the ORM would give it (e.g. JSON text → dict, SQLite text → datetime)."""
-    expression, converters = _converters(connection.vendor, name)
-    for converter in converters:
-        value = converter(value, expression, connection)
+    db = _db()
+    return _apply(_converters(db.vendor, name), value, db)
+
+
+def _apply(converters: tuple[Any, list[Any]], value: Any, db: Any) -> Any:
+    expression, functions = converters
+    for converter in functions:
+        value = converter(value, expression, db)
     return value
+
+
+@functools.cache
+def _claim_attnames() -> list[str]:
+    return [_field(name).attname for name in _CLAIM_RETURNS]
+
+
+@functools.cache
+def _claim_converters(vendor: str) -> list[tuple[Any, list[Any]]]:
+    return [_converters(vendor, name) for name in _CLAIM_RETURNS]
 
 
 @functools.cache

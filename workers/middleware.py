@@ -264,6 +264,30 @@ def beat(running: list[Any]) -> int:
     return Job.objects.filter(ours, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
 
 
+class _RssReader:
+    """This process's resident set size, read after every message: on Linux one `pread` of
+    /proc/self/statm on a descriptor kept open (psutil opens, reads and closes a file each time,
+    ~10x the cost); elsewhere psutil's. Reopened in a forked child."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._fd: int | None = None
+        self._process: psutil.Process | None = None
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def read(self) -> int:
+        if self._pid != os.getpid():
+            self._pid, self._process = os.getpid(), psutil.Process()
+            try:
+                self._fd = os.open("/proc/self/statm", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+        if self._fd is not None:
+            return int(os.pread(self._fd, 128, 0).split()[1]) * self._page
+        assert self._process is not None
+        return int(self._process.memory_info().rss)
+
+
 class MemoryCap(Middleware):
     """After each message, a process over GREENROOM_WORKER_MEMORY_CAP_MB asks to be replaced.
 
@@ -277,7 +301,7 @@ class MemoryCap(Middleware):
         self._asked = False
         self._asked_lock = threading.Lock()
         self._worker: Any = None
-        self._process: psutil.Process | None = None
+        self._rss = _RssReader()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._worker = worker
@@ -288,9 +312,7 @@ class MemoryCap(Middleware):
         cap_mb = conf.get().worker_memory_cap_mb
         if not cap_mb or self._asked:
             return
-        if self._process is None or self._process.pid != os.getpid():  # one per (forked) process
-            self._process = psutil.Process()
-        rss_mb = self._process.memory_info().rss / (1024 * 1024)
+        rss_mb = self._rss.read() / (1024 * 1024)
         if rss_mb <= cap_mb:
             return
         with self._asked_lock:
