@@ -164,8 +164,8 @@ def mark_published(job_ids: list[str], *, at: datetime) -> set[str]:
     (by the relay) or are no longer READY."""
     if not job_ids:
         return set()
-    unpublished = Job.objects.filter(pk__in=job_ids, status=JobStatus.READY, enqueued_at__isnull=True)
     if not connection.features.can_return_rows_from_update:
+        unpublished = Job.objects.filter(pk__in=job_ids, status=JobStatus.READY, enqueued_at__isnull=True)
         if not unpublished.update(enqueued_at=at):
             return set()
         return {str(pk) for pk in Job.objects.filter(pk__in=job_ids, enqueued_at=at).values_list("pk", flat=True)}

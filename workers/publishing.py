@@ -50,8 +50,7 @@ def publish(job_or_id: Job | uuid.UUID | str) -> bool:
     """
     job_id = job_or_id.pk if isinstance(job_or_id, Job) else job_or_id
     now = timezone.now()
-    unpublished = Q(pk=job_id, status=JobStatus.READY, enqueued_at__isnull=True)
-    if not Job.objects.filter(unpublished).update(enqueued_at=now):
+    if not Job.mark_published([str(job_id)], at=now):  # raw and prepared: every enqueue runs it
         return False
     if isinstance(job_or_id, Job):
         job = job_or_id

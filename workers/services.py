@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +63,12 @@ def job_enqueue(
         unique_key = spec.unique_key(clean)
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
     urgent = _urgent_priority(spec, priority)
+    # A savepoint only where a unique-key conflict is to be caught inside a caller's transaction
+    # (any other error breaks that transaction anyway). Outside one, the INSERT commits by itself:
+    # no BEGIN and COMMIT round trips around it.
+    guard = transaction.atomic() if unique_key is not None and connection.in_atomic_block else nullcontext()
     try:
-        # A savepoint only where a unique-key conflict is expected to be caught (inside a caller's
-        # transaction, any other error breaks that transaction anyway): one round trip less each.
-        with transaction.atomic(savepoint=unique_key is not None):
+        with guard:
             job = Job.objects.create(
                 task=spec.name,
                 queue=spec.queue,
