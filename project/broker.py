@@ -32,7 +32,7 @@ from dramatiq.errors import ConnectionClosed
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from project import redis_scripts
+from project import held_acks, redis_scripts
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ def redis_message_id(message: dramatiq.Message[Any]) -> str:
 
 class GreenroomRedisBroker(RedisBroker):
     """RedisBroker with explicit client timeouts, doorbells, Redis-side priorities and bulk enqueue."""
+
+    greenroom_holds_acks = True  # its consumer acks a message held by project/held_acks.py once settled
 
     def __init__(self, *, url: str, **options: Any) -> None:
         super().__init__(client=redis_client(url), **options)
@@ -183,12 +185,20 @@ class DoorbellConsumer(_RedisConsumer):
         self._listener: _DoorbellListener | None = None
 
     def ack(self, message: Any) -> None:
+        pending = held_acks.take(message)
+        if pending is not None:  # its job's finish write is not durable yet: ack once it is
+            pending.then(lambda: self._ack_now(message))
+            return
+        self._ack_now(message)
+
+    def _ack_now(self, message: Any) -> None:
         try:
             super().ack(message)
         finally:
             self._capacity_freed()
 
     def nack(self, message: Any) -> None:
+        held_acks.take(message)
         try:
             super().nack(message)
         finally:

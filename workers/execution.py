@@ -16,11 +16,13 @@ import traceback
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import dramatiq
 from django.db import connection
 from django.utils import timezone
 from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 
+from project import held_acks
 from workers import conf, context, ledger_writer, metrics
 from workers.errors import IllegalTransition, JobCancelled, PermanentError, WorkerLost
 from workers.models import Job, JobStatus
@@ -101,17 +103,44 @@ def run_job(spec: JobSpec, job_id: str) -> Any:
     # RUNNING → SUCCESSFUL for this run only, progress included, in one UPDATE: a run that was
     # presumed dead and taken over (its process froze past GREENROOM_STALE_AFTER) must not end the
     # run that replaced it.
+    if grouped and message is not None and held_acks.holds_acks(dramatiq.get_broker()):
+        # The thread goes on to its next message; the message's ack waits for the durable write.
+        _succeed_with_held_ack(job, spec, message, attempt=ctx.attempt, result=result,
+                               progress=ctx.progress_fields())
+        return result
     if grouped:
         succeeded = ledger_writer.writer().succeed(job.pk, attempt=ctx.attempt, result=result,
                                                    progress=ctx.progress_fields())
     else:
         succeeded = Job.succeed_run(job.pk, attempt=ctx.attempt, result=result, progress=ctx.progress_fields())
-    if not succeeded:
+    _succeeded(job, spec, attempt=ctx.attempt, succeeded=succeeded)
+    return result if succeeded else None
+
+
+def _succeed_with_held_ack(job: Job, spec: JobSpec, message: Any, *, attempt: int, result: Any,
+                           progress: dict[str, Any]) -> None:
+    """Hand the finish write to the ledger writer and hold the message's ack until it is durable."""
+    pending = held_acks.Pending()
+
+    def written(succeeded: bool | None, error: BaseException | None) -> None:
+        if error is not None:
+            # The row stays RUNNING; once its heartbeat is stale the reconciler runs the job again.
+            logger.error("job %s (%s): its finish write failed (%s: %s); the reconciler will run it again",
+                         job.pk, spec.name, type(error).__name__, error)
+        else:
+            _succeeded(job, spec, attempt=attempt, succeeded=bool(succeeded))
+        pending.settle()
+
+    held_acks.hold(message, pending)
+    ledger_writer.writer().succeed_later(job.pk, attempt=attempt, result=result, progress=progress, then=written)
+
+
+def _succeeded(job: Job, spec: JobSpec, *, attempt: int, succeeded: bool) -> None:
+    if succeeded:
+        metrics.job_succeeded(job)
+    else:
         logger.warning("job %s (%s): attempt %d finished after the job had moved on without it; result dropped",
-                       job.pk, spec.name, ctx.attempt)
-        return None
-    metrics.job_succeeded(job)
-    return result
+                       job.pk, spec.name, attempt)
 
 
 def _end_cancelled(job: Job, *, attempt: int) -> None:

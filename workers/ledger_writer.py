@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -50,9 +51,10 @@ _PENDING, _TAKEN, _WITHDRAWN = range(3)
 class _Request:
     """A claim (`run` is None, `job_id` set) or a finish write (`run` set), and its outcome."""
 
-    __slots__ = ("done", "error", "job_id", "outcome", "run", "state", "submitted")
+    __slots__ = ("done", "error", "job_id", "outcome", "run", "state", "submitted", "then")
 
-    def __init__(self, *, run: ledger_sql.FinishedRun | None = None, job_id: str = "") -> None:
+    def __init__(self, *, run: ledger_sql.FinishedRun | None = None, job_id: str = "",
+                 then: Callable[[Any, BaseException | None], None] | None = None) -> None:
         self.run = run
         self.job_id = job_id
         self.state = _PENDING
@@ -60,10 +62,16 @@ class _Request:
         self.done = threading.Event()
         self.outcome: Any = None
         self.error: BaseException | None = None
+        self.then = then  # called with (outcome, error) once resolved, by the resolving thread
 
     def resolve(self, *, outcome: Any = None, error: BaseException | None = None) -> None:
         self.outcome, self.error = outcome, error
         self.done.set()
+        if self.then is not None:
+            try:
+                self.then(outcome, error)
+            except Exception:  # never let a callback break the writer thread
+                logger.exception("ledger writer: the callback of a write failed")
 
 
 class LedgerWriter:
@@ -94,6 +102,27 @@ class LedgerWriter:
         if self._wait(request):
             return ledger_sql.succeed_run(run.job_id, attempt=run.attempt, result=run.result, progress=run.progress)
         return bool(request.outcome)
+
+    def succeed_later(self, job_id: uuid.UUID | str, *, attempt: int, result: Any, progress: dict[str, Any],
+                      then: Callable[[bool | None, BaseException | None], None]) -> None:
+        """`succeed` without waiting: `then(succeeded, error)` is called once the write is durable
+        (`succeeded` as `succeed` returns it) or has failed (`error`), by the writer thread. When
+        the writer is stopping, the row is written (and `then` called) before this returns."""
+        run = ledger_sql.FinishedRun(job_id, attempt, result, progress, timezone.now())
+        request = _Request(run=run, then=then)
+        with self._lock:
+            if not self._stopping:
+                self._pending.append(request)
+                self._start_if_needed()
+                self._wake.notify()
+                return
+            request.state = _WITHDRAWN
+        try:
+            outcome = self._finish_one(request)
+        except Exception as exc:  # noqa: BLE001 - handed to `then`, as the writer would
+            request.resolve(error=exc)
+        else:
+            request.resolve(outcome=outcome)
 
     def _wait(self, request: _Request) -> bool:
         """Queue the request and wait for its outcome (or raise its error). True: the writer will

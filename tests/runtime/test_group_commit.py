@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from tests.support.runtime import lines, row, wait_running
+from tests.support.runtime import hold_finish_writes, lines, row, wait_running
 from tests.support.workers import wait_for, worker_program
 from workers import ledger_sql, services
 from workers.ledger_writer import LedgerWriter
@@ -82,13 +82,7 @@ def writer(transactional_db: None) -> Any:
 
 def test_finish_writes_queued_while_the_writer_is_busy_go_out_in_one_batch(writer, monkeypatch):
     # Given a writer busy with a first write (held until the test lets it go)
-    release, real = threading.Event(), ledger_sql.succeed_runs
-
-    def held(runs: list[ledger_sql.FinishedRun]) -> set[str]:
-        release.wait(30)
-        return real(runs)
-
-    monkeypatch.setattr(ledger_sql, "succeed_runs", held)
+    release = hold_finish_writes(monkeypatch)
     first, later = _running(), [_running() for _ in range(20)]
     done: dict[uuid.UUID, Any] = {}
     thread = threading.Thread(target=lambda: done.update(_succeed_in_threads(writer, [(first, 1)])))

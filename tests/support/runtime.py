@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from tests.support.workers import WorkerPool, wait_for
+from workers import ledger_sql
 from workers.models import FINISHED_STATUSES, Job, JobStatus
 
 # A test that reads Dramatiq's Redis keys itself: skipped on a RabbitMQ run (make test-rabbitmq),
@@ -117,3 +119,15 @@ class Stopwatch:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def hold_finish_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make the ledger writer's batched finish writes wait until the returned Event is set."""
+    release, real = threading.Event(), ledger_sql.succeed_runs
+
+    def held(runs: list[ledger_sql.FinishedRun]) -> set[str]:
+        release.wait(30)
+        return real(runs)
+
+    monkeypatch.setattr(ledger_sql, "succeed_runs", held)
+    return release

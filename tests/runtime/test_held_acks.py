@@ -1,0 +1,107 @@
+"""Held acks: with group commit, a worker thread does not wait for its job's finish write; the
+message's ack waits for it instead (project/held_acks.py), on the real Redis broker."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq.middleware import CurrentMessage
+
+from project import held_acks
+from tests.broker.helpers import record_message
+from tests.support.runtime import hold_finish_writes, row
+from tests.support.workers import wait_for
+from workers import catalogue, ledger_writer
+from workers.execution import run_job
+from workers.models import Job, JobStatus
+
+
+def _fetched(broker: Any) -> tuple[Any, dramatiq.MessageProxy]:
+    broker.declare_queue("default")
+    broker.enqueue(record_message("held"))
+    consumer = broker.consume("default", prefetch=1, timeout=100)
+    message = next(consumer)
+    assert message is not None
+    return consumer, message
+
+
+def _stored(broker: Any) -> int:
+    """Messages of `default` Redis still keeps (waiting or delivered and not yet acked)."""
+    return broker.client.hlen("dramatiq:default.msgs")
+
+
+def test_a_held_ack_reaches_redis_only_once_its_write_settles(broker):
+    # Given a delivered message whose ack is held on a pending write
+    consumer, message = _fetched(broker)
+    pending = held_acks.Pending()
+    held_acks.hold(message, pending)
+    # When the worker acks it
+    consumer.ack(message)
+    # Then Redis still holds it (a crash now would deliver it again) until the write settles
+    assert _stored(broker) == 1
+    pending.settle()
+    assert _stored(broker) == 0
+    consumer.close()
+
+
+def test_an_ack_after_the_write_settled_goes_through_at_once(broker):
+    consumer, message = _fetched(broker)
+    pending = held_acks.Pending()
+    held_acks.hold(message, pending)
+    pending.settle()
+    consumer.ack(message)
+    assert _stored(broker) == 0
+    consumer.close()
+
+
+def test_a_nack_drops_the_hold(broker):
+    # Given a held message that then fails
+    consumer, message = _fetched(broker)
+    held_acks.hold(message, held_acks.Pending())
+    consumer.nack(message)
+    # Then it is dead-lettered as usual, and nothing stays registered for it
+    assert broker.client.zcard("dramatiq:default.XQ") == 1
+    assert held_acks.take(message) is None
+    consumer.close()
+
+
+def test_callbacks_run_once_in_order_and_a_failing_one_does_not_stop_the_others():
+    pending, seen = held_acks.Pending(), []
+    pending.then(lambda: seen.append(1))
+    pending.then(lambda: 1 / 0)
+    pending.then(lambda: seen.append(3))
+    pending.settle()
+    pending.then(lambda: seen.append(4))  # after settling: at once
+    assert seen == [1, 3, 4]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_job_returns_before_the_finish_is_durable_and_the_ack_waits_for_it(broker, monkeypatch):
+    # Given a job and a ledger writer whose finish writes are held up
+    release = hold_finish_writes(monkeypatch)
+    job = Job.objects.create(task="diagnostics.noop", queue="interactive")
+    message = dramatiq.MessageProxy(dramatiq.Message(queue_name="interactive", actor_name=job.task, args=(),
+                                                     kwargs={"job_id": str(job.pk)}, options={},
+                                                     message_id=str(job.pk)))
+    current = CurrentMessage()
+    current.before_process_message(broker, message)
+    try:
+        # When the worker thread runs it
+        run_job(catalogue.get("diagnostics.noop"), str(job.pk))
+    finally:
+        current.after_process_message(broker, message)
+    # Then it returned with the row still RUNNING, and the message's ack is held
+    assert row(job).status == JobStatus.RUNNING
+    pending = held_acks.take(message)
+    assert pending is not None
+    acked = threading.Event()
+    pending.then(acked.set)
+    assert not acked.is_set()
+    # And once the write is durable the row is SUCCESSFUL and the ack goes ahead
+    release.set()
+    wait_for(acked.is_set, timeout=30, what="the held ack")
+    assert row(job).status == JobStatus.SUCCESSFUL
+    ledger_writer.shutdown()
