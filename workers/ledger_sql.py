@@ -10,6 +10,7 @@ the public entry points; they call these.
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 import uuid
 from datetime import datetime
@@ -213,19 +214,26 @@ def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
     head = f"{statement} {_table()} ({', '.join(_column(f.name) for f in fields)}) VALUES "
     placeholders = f"({', '.join(['%s'] * len(fields))})"
     db = connections[connection.alias]  # the connection itself, not the thread-local proxy
-    columns: list[tuple[str, Any, dict[Any, Any]]] = [(f.attname, f.get_db_prep_save, {}) for f in fields]
-    rows = []
-    for job in jobs:
-        row = []
-        for attname, prep, seen in columns:
-            value = getattr(job, attname)
-            if isinstance(value, str | int | bool | NoneType):  # the same few values in most rows
+    # Column by column: most columns of new rows hold one value throughout (their defaults), prepared
+    # once; the rest are prepared per row, repeated str/int values once each.
+    prepared: list[list[Any]] = []
+    for field in fields:
+        values = list(map(operator.attrgetter(field.attname), jobs))
+        prep = field.get_db_prep_save
+        if values.count(values[0]) == len(values):
+            prepared.append([prep(values[0], db)] * len(values))
+            continue
+        seen: dict[Any, Any] = {}
+        column = []
+        for value in values:
+            if isinstance(value, str | int | bool | NoneType):
                 if value not in seen:
                     seen[value] = prep(value, db)
-                row.append(seen[value])
+                column.append(seen[value])
             else:
-                row.append(prep(value, db))
-        rows.append(row)
+                column.append(prep(value, db))
+        prepared.append(column)
+    rows = list(zip(*prepared, strict=True))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and not ignore_conflicts:
             # COPY on psycopg's own cursor: the rows stream in one command (the INSERT pipeline

@@ -106,6 +106,13 @@ def job_enqueued(job: Job) -> None:
 
 
 @_never_raises
+def jobs_enqueued(task: str, queue: str, count: int) -> None:
+    """`count` READY rows of one task written in bulk (services.job_enqueue_many), counted on commit."""
+    counter = ENQUEUED.labels(task=task, queue=queue)
+    transaction.on_commit(lambda: counter.inc(count), robust=True)
+
+
+@_never_raises
 def job_started(job: Job, message: Any = None) -> None:
     """A run was claimed; its wait counts from the publish or, for a delayed message, its due time."""
     STARTED.labels(task=job.task, queue=job.queue).inc()

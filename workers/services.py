@@ -184,8 +184,8 @@ def job_enqueue_many(
             written, skipped = _insert_batch(rows[first : first + ENQUEUE_BATCH])
             jobs += written
             duplicates += skipped
-        for job in jobs:
-            metrics.job_enqueued(job)
+        if jobs:
+            metrics.jobs_enqueued(spec.name, spec.queue, len(jobs))
     duplicates.sort(key=lambda duplicate: duplicate.index)
     if conf.get().eager:
 

@@ -67,6 +67,18 @@ def test_enqueued_counter_counts_committed_jobs_only(transactional_db, broker, s
     assert after == before + 1
 
 
+def test_enqueued_counter_counts_a_committed_bulk_enqueue_once_per_job(transactional_db, broker, scrape):
+    before = scrape().count("greenroom_jobs_enqueued_total", task="diagnostics.noop", queue="interactive")
+    # When 5 jobs are enqueued in bulk, and 3 more in a bulk enqueue that is rolled back
+    services.job_enqueue_many(task="diagnostics.noop", params_list=[{}] * 5)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.job_enqueue_many(task="diagnostics.noop", params_list=[{}] * 3)
+        raise RuntimeError("roll back")
+    # Then the committed 5 count
+    after = scrape().count("greenroom_jobs_enqueued_total", task="diagnostics.noop", queue="interactive")
+    assert after == before + 5
+
+
 def test_workers_alive_counts_live_worker_processes_per_queue(db, broker, scrape):
     # Given one live worker process on batch,default and one that stopped beating long ago
     registry.process_beat(kind=ProcessKind.WORKER, queues=["batch", "default"], threads=2)
