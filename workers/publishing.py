@@ -46,7 +46,8 @@ def message_for(job: Job) -> dramatiq.Message[None]:
 def publish(job_or_id: Job | uuid.UUID | str) -> bool:
     """Send a READY, unpublished job to the broker. False if not ours to send or the broker failed.
 
-    Given the Job itself (as job_enqueue does), its task and queue are not read back from the database.
+    Given the Job itself (as job_enqueue does), its task, queue and priority are not read back from the
+    database.
     """
     job_id = job_or_id.pk if isinstance(job_or_id, Job) else job_or_id
     now = timezone.now()
