@@ -170,7 +170,7 @@ def mark_published(job_ids: list[str], *, at: datetime) -> set[str]:
         if not unpublished.update(enqueued_at=at):
             return set()
         return {str(pk) for pk in Job.objects.filter(pk__in=job_ids, enqueued_at=at).values_list("pk", flat=True)}
-    c, db, prep_id = _column, connections[connection.alias], _field("id").get_db_prep_save
+    c, db, prep_id = _column, _db(), _field("id").get_db_prep_save
     ids = [prep_id(job_id, db) for job_id in job_ids]
     if connection.vendor == "postgresql":
         # One array parameter: one statement text for any batch size (prepared once), and no
@@ -213,7 +213,7 @@ def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
     suffix = ops.on_conflict_suffix_sql(fields, on_conflict, None, None) or ""
     head = f"{statement} {_table()} ({', '.join(_column(f.name) for f in fields)}) VALUES "
     placeholders = f"({', '.join(['%s'] * len(fields))})"
-    db = connections[connection.alias]  # the connection itself, not the thread-local proxy
+    db = _db()
     # Column by column: most columns of new rows hold one value throughout (their defaults), prepared
     # once; the rest are prepared per row, repeated str/int values once each.
     prepared: list[list[Any]] = []
@@ -339,13 +339,8 @@ def _execute(sql: str, params: list[Any], *, hot: bool = True, db: Any = None) -
         return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
 
 
-def _convert(name: str, value: Any) -> Any:
-    """A raw column value as the ORM would give it (e.g. JSON text → dict, SQLite text → datetime)."""
-    db = _db()
-    return _apply(_converters(db.vendor, name), value, db)
-
-
 def _apply(converters: tuple[Any, list[Any]], value: Any, db: Any) -> Any:
+    """A raw column value as the ORM would give it (e.g. JSON text → dict, SQLite text → datetime)."""
     expression, functions = converters
     for converter in functions:
         value = converter(value, expression, db)

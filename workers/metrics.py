@@ -98,16 +98,14 @@ def _observe_run(job: Job) -> None:
         DURATION.labels(queue=job.queue).observe(seconds)
 
 
-@_never_raises
 def job_enqueued(job: Job) -> None:
     """A READY row was written (services.job_enqueue): counted once the caller's transaction commits."""
-    counter = ENQUEUED.labels(task=job.task, queue=job.queue)
-    transaction.on_commit(counter.inc, robust=True)
+    jobs_enqueued(job.task, job.queue, 1)
 
 
 @_never_raises
 def jobs_enqueued(task: str, queue: str, count: int) -> None:
-    """`count` READY rows of one task written in bulk (services.job_enqueue_many), counted on commit."""
+    """`count` READY rows of one task written (services.job_enqueue_many: in bulk), counted on commit."""
     counter = ENQUEUED.labels(task=task, queue=queue)
     transaction.on_commit(lambda: counter.inc(count), robust=True)
 

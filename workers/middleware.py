@@ -276,8 +276,10 @@ class _RssReader:
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def read(self) -> int:
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # first use, or a forked child: its inherited descriptor reads the parent
             self._pid, self._process = os.getpid(), psutil.Process()
+            if self._fd is not None:
+                os.close(self._fd)
             try:
                 self._fd = os.open("/proc/self/statm", os.O_RDONLY)
             except OSError:
