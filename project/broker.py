@@ -12,7 +12,10 @@ priorities"):
 - urgent messages (option `priority`, lower = more urgent) placed ahead of ordinary ones in Redis;
 - `enqueue_many`, pipelined in batches.
 
-Delivery, ack, nack, dead-lettering, heartbeats and maintenance are Dramatiq's own scripts, unchanged.
+- held acks (project/held_acks.py) that settle together sent in one call (`ack_many`).
+
+Delivery, ack, nack, dead-lettering, heartbeats and maintenance are Dramatiq's own scripts, unchanged
+(`ack_many` is Dramatiq's ack for many messages at once).
 """
 
 from __future__ import annotations
@@ -124,6 +127,16 @@ class GreenroomRedisBroker(RedisBroker):
             for message in prepared:
                 self.emit_after("enqueue", message, None)
 
+    def ack_many(self, queue_name: str, redis_ids: list[str]) -> None:
+        """Dramatiq's ack (with its heartbeat) for many messages of this broker on `queue_name`."""
+        keys = [
+            self.key("__heartbeats__"),
+            self.key(f"__acks__.{self.broker_id}.{queue_name}"),
+            self.key(f"{queue_name}.msgs"),
+        ]
+        self.greenroom_scripts["ack_many"](keys=keys, args=[current_millis(), self.broker_id, *redis_ids],
+                                           client=self.client)
+
     def ring_if_waiting(self, queue_name: str) -> None:
         """Ring `queue_name`'s doorbell if messages wait in it (a fetch may have left some behind)."""
         self.greenroom_scripts["ring_if_waiting"](
@@ -183,13 +196,33 @@ class DoorbellConsumer(_RedisConsumer):
         self._wake = threading.Event()
         self._full = False  # waiting for an ack/nack to free capacity
         self._listener: _DoorbellListener | None = None
+        self._settled: list[Any] = []  # held acks whose writes settled, not yet sent
+        self._settled_lock = threading.Lock()
 
     def ack(self, message: Any) -> None:
         pending = held_acks.take(message)
         if pending is not None:  # its job's finish write is not durable yet: ack once it is
-            pending.then(lambda: self._ack_now(message))
+            pending.then(lambda: self._ack_settled(message))
             return
         self._ack_now(message)
+
+    def _ack_settled(self, message: Any) -> None:
+        with self._settled_lock:
+            self._settled.append(message)
+        held_acks.defer(id(self), self._send_settled)
+
+    def _send_settled(self) -> None:
+        """Ack every settled message in one call (Dramatiq's ack, for many ids at once)."""
+        with self._settled_lock:
+            messages, self._settled = self._settled, []
+        if not messages:
+            return
+        try:
+            self.broker.ack_many(self.queue_name, [message.options["redis_message_id"] for message in messages])
+        finally:
+            for message in messages:
+                self.queued_message_ids.discard(message.message_id)
+            self._capacity_freed()
 
     def _ack_now(self, message: Any) -> None:
         try:

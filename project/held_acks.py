@@ -6,6 +6,10 @@ process's ledger writer. Rather than wait for the commit, it may `hold` the mess
 (Dramatiq asks at once), it `take`s the Pending and acks only once the write has `settle`d. The
 message stays unacked in the broker until its row is durable, exactly as when the thread waited.
 
+Acks that settle together — the ledger writer settles a whole batch of finish writes at once, inside
+`together()` — reach Redis together: the consumer queues each one (`defer`) and sends them in one
+call at the end of the block, instead of one round trip per message on the writer's thread.
+
 Only a broker whose consumer honours held acks (`greenroom_holds_acks` on the broker: the Redis broker
 of project/broker.py) gets them; elsewhere the worker thread waits for the write as before.
 Messages are keyed by their MessageProxy object (a duplicate delivery of the same job is another
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -73,6 +78,38 @@ def take(message: Any) -> Pending | None:
     if entry is None or entry[0] is not message:
         return None
     return entry[1]
+
+
+class _Together(threading.local):
+    flushes: dict[int, Callable[[], None]] | None = None
+
+
+_together = _Together()
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Acks settled in this block (on this thread) are sent at its end, each consumer's in one call."""
+    if _together.flushes is not None:  # nested: the outer block sends them
+        yield
+        return
+    _together.flushes = {}
+    try:
+        yield
+    finally:
+        flushes, _together.flushes = _together.flushes, None
+        for flush in flushes.values():
+            _run(flush)
+
+
+def defer(key: int, flush: Callable[[], None]) -> None:
+    """Run `flush` (once per `key`, e.g. per consumer) at the end of the enclosing `together()`
+    block, or at once outside one."""
+    flushes = _together.flushes
+    if flushes is None:
+        _run(flush)
+    else:
+        flushes.setdefault(key, flush)
 
 
 def _run(callback: Callable[[], None]) -> None:

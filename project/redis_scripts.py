@@ -1,4 +1,5 @@
-"""Greenroom's own Lua scripts for the Redis broker: enqueue with priorities, requeue, doorbells.
+"""Greenroom's own Lua scripts for the Redis broker: enqueue with priorities, requeue, acks of many
+messages, doorbells.
 
 They work on Dramatiq 2.2.1's keys (see `dramatiq/brokers/redis/dispatch.lua`) and add one per queue:
 
@@ -97,6 +98,22 @@ end
 return requeued
 """
 
+# ack_many(keys=[heartbeats, acks of this broker for queue, queue.msgs], args=[timestamp, broker id, id, ...])
+# Dramatiq's "ack" command (heartbeat, then per message: SREM from the broker's acks, HDEL its data)
+# for any number of messages: held acks settled together go in one call.
+ACK_MANY = """
+local heartbeats, acks, messages = KEYS[1], KEYS[2], KEYS[3]
+redis.call("zadd", heartbeats, ARGV[1], ARGV[2])
+local acked = 0
+for i = 3, #ARGV do
+    if redis.call("srem", acks, ARGV[i]) > 0 then
+        redis.call("hdel", messages, ARGV[i])
+        acked = acked + 1
+    end
+end
+return acked
+"""
+
 # ring_if_waiting(keys=[queue, queue.bell]): after a fetch that may have left messages behind,
 # wake the next idle consumer if it did.
 RING_IF_WAITING = _LIBRARY + """
@@ -112,4 +129,10 @@ RING = _LIBRARY + """
 ring(KEYS[1])
 """
 
-SCRIPTS = {"enqueue": ENQUEUE, "requeue": REQUEUE, "ring_if_waiting": RING_IF_WAITING, "ring": RING}
+SCRIPTS = {
+    "ack_many": ACK_MANY,
+    "enqueue": ENQUEUE,
+    "requeue": REQUEUE,
+    "ring_if_waiting": RING_IF_WAITING,
+    "ring": RING,
+}

@@ -2,15 +2,20 @@
 
 One writer thread per worker process takes whatever writes are waiting when it wakes (up to
 `MAX_BATCH` of each kind, no artificial delay) and writes them with one statement per kind: the
-finish writes first (`ledger_sql.succeed_runs`), then the claims (`ledger_sql.claim_runs`), each
-statement its own commit. Worker threads then never touch the database for a job that does not
-itself use it (no per-job connection health check either). Each worker thread waits for its own
-row's outcome: a claim gets the claimed row or None, as from `Job.claim_run`; a finish gets True, or
+claims (`ledger_sql.claim_runs`) first, since worker threads wait for them, then the finish writes
+(`ledger_sql.succeed_runs`), each statement its own commit. Worker threads then never touch the
+database for a job that does not itself use it (no per-job connection health check either). A
+claim's thread waits for the claimed row or None, as from `Job.claim_run`; a finish gets True, or
 False when the row has moved on (taken over by another attempt), as from `Job.succeed_run` — so a
-message is acked only once its row is durable.
+message is acked only once its row is durable (held acks: project/held_acks.py).
 
-Finishes go first: a redelivered message claiming a job whose finish is in the same round then
-finds the job SUCCESSFUL. Two claims of one job in one round: the second is answered "not claimed".
+A claim for a job whose finish is in the same round (its message delivered again) makes that round
+write its finishes first: the claim then finds the job SUCCESSFUL. Two claims of one job in one
+round: the second is answered "not claimed".
+
+Hand-offs between threads use C-level primitives (a `queue.SimpleQueue` to the writer, a bare lock
+per request back): this path runs twice per job, and Python-level Conditions and Events cost more
+here than the statements' own Python.
 
 Failures: a batch that fails is written again row by row, each in its own transaction, so one bad
 row fails only its own job (its thread gets the exception, as it would from the one-row call). A
@@ -20,8 +25,10 @@ thread is gone, withdraws it and writes the row itself.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -33,6 +40,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from project import held_acks
 from workers import conf, ledger_sql
 from workers.models import Job
 
@@ -51,7 +59,7 @@ _PENDING, _TAKEN, _WITHDRAWN = range(3)
 class _Request:
     """A claim (`run` is None, `job_id` set) or a finish write (`run` set), and its outcome."""
 
-    __slots__ = ("done", "error", "job_id", "outcome", "run", "state", "submitted", "then")
+    __slots__ = ("_done", "error", "job_id", "outcome", "resolved", "run", "state", "submitted", "then")
 
     def __init__(self, *, run: ledger_sql.FinishedRun | None = None, job_id: str = "",
                  then: Callable[[Any, BaseException | None], None] | None = None) -> None:
@@ -59,19 +67,30 @@ class _Request:
         self.job_id = job_id
         self.state = _PENDING
         self.submitted = time.monotonic()
-        self.done = threading.Event()
+        # A lock held until the outcome is in: releasing and acquiring a bare lock is far cheaper
+        # than an Event (a Condition in Python) on this path, taken twice per job.
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self.resolved = False
         self.outcome: Any = None
         self.error: BaseException | None = None
         self.then = then  # called with (outcome, error) once resolved, by the resolving thread
 
     def resolve(self, *, outcome: Any = None, error: BaseException | None = None) -> None:
         self.outcome, self.error = outcome, error
-        self.done.set()
+        self.resolved = True
+        self._done.release()
         if self.then is not None:
             try:
                 self.then(outcome, error)
             except Exception:  # never let a callback break the writer thread
                 logger.exception("ledger writer: the callback of a write failed")
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the outcome; True once resolved."""
+        if self._done.acquire(timeout=timeout):
+            self._done.release()
+        return self.resolved
 
 
 class LedgerWriter:
@@ -80,9 +99,9 @@ class LedgerWriter:
     def __init__(self, *, max_batch: int = MAX_BATCH, stuck_after: float = STUCK_AFTER) -> None:
         self.max_batch = max_batch
         self.stuck_after = stuck_after
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._pending: deque[_Request] = deque()
+        self._lock = threading.Lock()  # guards `_stopping`, `_thread` and each request's `state`
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()  # None: stop
+        self._carried: deque[_Request] = deque()  # taken from the queue, left for the next round
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.batches = 0  # statements written, for tests and benchmarks
@@ -110,13 +129,8 @@ class LedgerWriter:
         the writer is stopping, the row is written (and `then` called) before this returns."""
         run = ledger_sql.FinishedRun(job_id, attempt, result, progress, timezone.now())
         request = _Request(run=run, then=then)
-        with self._lock:
-            if not self._stopping:
-                self._pending.append(request)
-                self._start_if_needed()
-                self._wake.notify()
-                return
-            request.state = _WITHDRAWN
+        if self._submit(request):
+            return
         try:
             outcome = self._finish_one(request)
         except Exception as exc:  # noqa: BLE001 - handed to `then`, as the writer would
@@ -127,30 +141,41 @@ class LedgerWriter:
     def _wait(self, request: _Request) -> bool:
         """Queue the request and wait for its outcome (or raise its error). True: the writer will
         not answer it (stopping, stuck or gone), and the calling thread must write it itself."""
-        with self._lock:
-            if not self._stopping:
-                self._pending.append(request)
-                self._start_if_needed()
-                self._wake.notify()
-            else:
-                request.state = _WITHDRAWN
-        while request.state != _WITHDRAWN and not request.done.wait(WAIT_SLICE):
+        self._submit(request)
+        while request.state != _WITHDRAWN and not request.wait(WAIT_SLICE):
             with self._lock:
                 alive = self._thread is not None and self._thread.is_alive()
                 stuck = time.monotonic() - request.submitted > self.stuck_after
                 if request.state == _PENDING and (stuck or not alive):
                     request.state = _WITHDRAWN  # the writer skips it from now on
-                elif request.state == _TAKEN and not alive and not request.done.is_set():
+                elif request.state == _TAKEN and not alive and not request.resolved:
                     request.state = _WITHDRAWN  # its writer died without an answer (never seen)
             if request.state == _WITHDRAWN:
                 logger.warning("job %s: ledger writer %s; the worker thread writes its row itself",
                                request.run.job_id if request.run else request.job_id,
                                "gone" if not alive else f"has not taken it after {self.stuck_after:.0f} s")
-        if request.state == _WITHDRAWN and not request.done.is_set():
+        if request.state == _WITHDRAWN and not request.resolved:
             return True
         if request.error is not None:
             raise request.error
         return False
+
+    def _submit(self, request: _Request) -> bool:
+        """Queue `request` for the writer thread (started if need be); False when stopping (the
+        request is then withdrawn: its own thread writes it)."""
+        with self._lock:
+            if self._stopping:
+                request.state = _WITHDRAWN
+                return False
+            self._queue.put(request)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="greenroom-ledger-writer", daemon=True)
+                self._thread.start()
+        return True
+
+    def waiting(self) -> int:
+        """Writes queued and not yet taken by the writer thread (for tests)."""
+        return self._queue.qsize() + len(self._carried)
 
     @staticmethod
     def _claim_one(job_id: str) -> Job | None:
@@ -162,61 +187,92 @@ class LedgerWriter:
         """Write what is queued, close the writer's connection and end its thread."""
         with self._lock:
             self._stopping = True
-            self._wake.notify()
             thread = self._thread
+        self._queue.put(None)
         if thread is not None:
             thread.join(timeout)
-
-    def _start_if_needed(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="greenroom-ledger-writer", daemon=True)
-            self._thread.start()
 
     def _loop(self) -> None:
         batch: list[_Request] = []
         try:
             while True:
-                with self._lock:
-                    while not self._pending and not self._stopping:
-                        self._wake.wait()
-                    if not self._pending:  # stopping, nothing left
-                        break
-                    batch = []
-                    claims = finishes = 0
-                    kept: deque[_Request] = deque()
-                    while self._pending:
-                        request = self._pending.popleft()
-                        if request.state != _PENDING:
-                            continue
-                        if request.run is None and claims < self.max_batch:
-                            claims += 1
-                        elif request.run is not None and finishes < self.max_batch:
-                            finishes += 1
-                        else:  # this kind's batch is full: next round
-                            kept.append(request)
-                            continue
-                        request.state = _TAKEN
-                        batch.append(request)
-                    self._pending.extendleft(reversed(kept))
+                taken = self._take()
+                if taken is None:  # stopping, nothing left
+                    break
+                batch = taken
                 if batch:
-                    self._write(batch)
+                    # Held acks settled by this round's finish writes go to the broker together,
+                    # once its claims are answered too.
+                    with held_acks.together():
+                        self._write(batch)
                     batch = []
         except BaseException as exc:  # never leave a taken write unanswered: its thread would wait
             for request in batch:
-                if not request.done.is_set():
+                if not request.resolved:
                     request.resolve(error=exc)
             raise
         finally:
             connection.close()
 
+    def _take(self) -> list[_Request] | None:
+        """The next round: what is waiting, up to `max_batch` of each kind (the rest is carried to
+        the next round); waits for a first request. None once stopping with nothing left."""
+        waiting = self._carried
+        stopping = False
+        if not waiting:
+            first = self._queue.get()
+            if first is None:
+                stopping = True
+            else:
+                waiting.append(first)
+        while True:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if request is None:
+                stopping = True
+            else:
+                waiting.append(request)
+        if stopping:
+            self._queue.put(None)  # seen again once what is queued is written
+            if not waiting:
+                return None
+        batch: list[_Request] = []
+        claims = finishes = 0
+        kept: deque[_Request] = deque()
+        with self._lock:
+            while waiting:
+                request = waiting.popleft()
+                if request.state != _PENDING:
+                    continue
+                if request.run is None and claims < self.max_batch:
+                    claims += 1
+                elif request.run is not None and finishes < self.max_batch:
+                    finishes += 1
+                else:  # this kind's batch is full: next round
+                    kept.append(request)
+                    continue
+                request.state = _TAKEN
+                batch.append(request)
+        self._carried = kept
+        return batch
+
     def _write(self, batch: list[_Request]) -> None:
         _drop_connection_if_stale()
         finishes = [request for request in batch if request.run is not None]
         claims = [request for request in batch if request.run is None]
-        if finishes:
-            self._write_finishes(finishes)
-        if claims:
+        # Claims first: worker threads wait for them, while a finish only holds its message's ack.
+        # Unless a claim is for a job being finished in this round (its message delivered again):
+        # then the finish goes first, and the claim finds the job SUCCESSFUL.
+        if finishes and claims and not _overlap(finishes, claims):
             self._write_claims(claims)
+            self._write_finishes(finishes)
+        else:
+            if finishes:
+                self._write_finishes(finishes)
+            if claims:
+                self._write_claims(claims)
         self.batches += bool(finishes) + bool(claims)
         self.rows += len(batch)
 
@@ -269,6 +325,11 @@ class LedgerWriter:
                 request.resolve(error=exc)
             else:
                 request.resolve(outcome=outcome)
+
+
+def _overlap(finishes: list[_Request], claims: list[_Request]) -> bool:
+    finishing = {str(uuid.UUID(str(request.run.job_id))) for request in finishes if request.run is not None}
+    return any(request.job_id in finishing for request in claims)
 
 
 def _stale_before() -> Any:

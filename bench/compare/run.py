@@ -334,6 +334,8 @@ def main() -> None:
                              f"the bench drops, creates and uses its own database {PG_DB} there")
     parser.add_argument("--quick", action="store_true", help="3,000 jobs per drain run, shorter windows (~3 min)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--phases", default="enqueue,drain,idle",
+                        help="comma-separated subset of enqueue,drain,idle (e.g. drain alone while tuning)")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.enqueue_jobs, args.idle_seconds, args.latency_idle = 3000, 1000, 10.0, 6
@@ -367,16 +369,20 @@ def main() -> None:
         systems = [s for s in candidates if s.key in wanted and not (s.key == "greenroom-pg" and not pg_url)]
         migrate(systems)
         results: dict[str, dict[str, Any]] = {system.key: {} for system in systems}
-        say("\n== enqueue throughput")
-        for system in systems:
-            if system.latency:
-                enqueue_phase(system, args, results[system.key])
-        say(f"\n== drain: {args.jobs:,} jobs pre-queued, workers started, first to last finished job, "
-            f"{args.runs} runs")
-        for system in systems:
-            drain_phase(system, args, results[system.key])
-        say("\n== idle workers and enqueue→start latency")
-        idle_phase(systems, args, results)
+        phases = args.phases.split(",")
+        if "enqueue" in phases:
+            say("\n== enqueue throughput")
+            for system in systems:
+                if system.latency:
+                    enqueue_phase(system, args, results[system.key])
+        if "drain" in phases:
+            say(f"\n== drain: {args.jobs:,} jobs pre-queued, workers started, first to last finished job, "
+                f"{args.runs} runs")
+            for system in systems:
+                drain_phase(system, args, results[system.key])
+        if "idle" in phases:
+            say("\n== idle workers and enqueue→start latency")
+            idle_phase(systems, args, results)
     finally:
         server.stop()
         # Logs and results stay; the SQLite ledger and Redis's directory go.

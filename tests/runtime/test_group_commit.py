@@ -87,11 +87,11 @@ def test_finish_writes_queued_while_the_writer_is_busy_go_out_in_one_batch(write
     done: dict[uuid.UUID, Any] = {}
     thread = threading.Thread(target=lambda: done.update(_succeed_in_threads(writer, [(first, 1)])))
     thread.start()
-    wait_for(lambda: writer._thread is not None and not writer._pending, timeout=10, what="the first write taken")
+    wait_for(lambda: writer._thread is not None and not writer.waiting(), timeout=10, what="the first write taken")
     # When 20 more worker threads finish meanwhile
     others = threading.Thread(target=lambda: done.update(_succeed_in_threads(writer, [(j, 1) for j in later])))
     others.start()
-    wait_for(lambda: len(writer._pending) == 20, timeout=10, what="20 writes queued")
+    wait_for(lambda: writer.waiting() == 20, timeout=10, what="20 writes queued")
     release.set()
     thread.join(30)
     others.join(30)
@@ -245,12 +245,12 @@ def test_claims_queued_while_the_writer_is_busy_go_out_in_one_statement(writer, 
     results: list[Any] = []
     thread = threading.Thread(target=lambda: results.extend(_claim_in_threads(writer, [first.pk])))
     thread.start()
-    wait_for(lambda: writer._thread is not None and not writer._pending, timeout=10, what="the first claim taken")
+    wait_for(lambda: writer._thread is not None and not writer.waiting(), timeout=10, what="the first claim taken")
     # When 12 more worker threads claim meanwhile, one job twice (its message delivered twice at once)
     ids = [job.pk for job in later] + [later[0].pk]
     others = threading.Thread(target=lambda: results.extend(_claim_in_threads(writer, ids)))
     others.start()
-    wait_for(lambda: len(writer._pending) == 13, timeout=10, what="13 claims queued")
+    wait_for(lambda: writer.waiting() == 13, timeout=10, what="13 claims queued")
     release.set()
     thread.join(30)
     others.join(30)
@@ -278,12 +278,12 @@ def test_a_finish_and_a_claim_of_one_job_in_one_round_end_the_job_once(writer, m
     outcomes: dict[str, Any] = {}
     busy = threading.Thread(target=lambda: outcomes.update(blocker=_claim_in_threads(writer, [blocker.pk])[0]))
     busy.start()
-    wait_for(lambda: writer._thread is not None and not writer._pending, timeout=10, what="the blocker taken")
+    wait_for(lambda: writer._thread is not None and not writer.waiting(), timeout=10, what="the blocker taken")
     claim = threading.Thread(target=lambda: outcomes.update(claim=_claim_in_threads(writer, [job.pk])[0]))
     finish = threading.Thread(target=lambda: outcomes.update(finish=_succeed_in_threads(writer, [(job, 1)])[job.pk]))
     claim.start()
     finish.start()
-    wait_for(lambda: len(writer._pending) == 2, timeout=10, what="the claim and the finish queued")
+    wait_for(lambda: writer.waiting() == 2, timeout=10, what="the claim and the finish queued")
     # When the writer takes both in one round
     release.set()
     for thread in (busy, claim, finish):
@@ -292,6 +292,43 @@ def test_a_finish_and_a_claim_of_one_job_in_one_round_end_the_job_once(writer, m
     assert outcomes["finish"] is True
     assert outcomes["claim"] is None
     assert (row(job).status, row(job).attempts) == (JobStatus.SUCCESSFUL, 1)
+
+
+def test_a_round_answers_its_claims_before_it_writes_its_finishes(writer, monkeypatch):
+    # Given a writer held busy by a claim, and finish writes that are held up as well
+    release_claim, real = threading.Event(), ledger_sql.claim_runs
+    blocker, running, ready = _ready(), _running(), _ready()
+
+    def held(job_ids: list[Any], **kwargs: Any) -> dict[str, Job]:
+        if str(blocker.pk) in {str(job_id) for job_id in job_ids}:
+            release_claim.wait(30)
+        return real(job_ids, **kwargs)
+
+    monkeypatch.setattr(ledger_sql, "claim_runs", held)
+    release_finish = hold_finish_writes(monkeypatch)
+    outcomes: dict[str, Any] = {}
+    busy = threading.Thread(target=lambda: outcomes.update(blocker=_claim_in_threads(writer, [blocker.pk])[0]))
+    busy.start()
+    wait_for(lambda: writer._thread is not None and not writer.waiting(), timeout=10, what="the blocker taken")
+    # When a finish of one job and a claim of another are queued for the same round
+    finish = threading.Thread(
+        target=lambda: outcomes.update(finish=_succeed_in_threads(writer, [(running, 1)])[running.pk]))
+    finish.start()
+    wait_for(lambda: writer.waiting() == 1, timeout=10, what="the finish queued")
+    claim = threading.Thread(target=lambda: outcomes.update(claim=_claim_in_threads(writer, [ready.pk])[0]))
+    claim.start()
+    wait_for(lambda: writer.waiting() == 2, timeout=10, what="the claim queued")
+    release_claim.set()
+    # Then the claim is answered while the finish is still being written
+    claim.join(30)
+    assert outcomes["claim"] is not None and outcomes["claim"].pk == ready.pk
+    assert "finish" not in outcomes
+    assert row(running).status == JobStatus.RUNNING
+    release_finish.set()
+    for thread in (busy, finish):
+        thread.join(30)
+    assert outcomes["finish"] is True
+    assert row(running).status == JobStatus.SUCCESSFUL
 
 
 def test_a_failed_claim_batch_is_claimed_row_by_row(writer, monkeypatch):

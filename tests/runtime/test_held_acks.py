@@ -68,6 +68,36 @@ def test_a_nack_drops_the_hold(broker):
     consumer.close()
 
 
+def _script_calls(broker: Any) -> int:
+    stats = broker.client.info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def test_acks_settled_together_reach_redis_in_one_call(broker):
+    # Given three delivered messages whose acks are held on one pending write each
+    broker.declare_queue("default")
+    for n in range(3):
+        broker.enqueue(record_message(f"held {n}"))
+    consumer = broker.consume("default", prefetch=3, timeout=100)
+    messages = [next(consumer) for _ in range(3)]
+    pendings = [held_acks.Pending() for _ in messages]
+    for message, pending in zip(messages, pendings, strict=True):
+        held_acks.hold(message, pending)
+        consumer.ack(message)
+    assert _stored(broker) == 3
+    # When their writes settle together (as the ledger writer settles a round's finish writes)
+    before = _script_calls(broker)
+    with held_acks.together():
+        for pending in pendings:
+            pending.settle()
+        assert _stored(broker) == 3  # nothing sent before the end of the block
+    # Then all three are acked, in one call to Redis, and the consumer has room for more
+    assert _stored(broker) == 0
+    assert _script_calls(broker) - before == 1
+    assert consumer.outstanding_message_count == 0
+    consumer.close()
+
+
 def test_callbacks_run_once_in_order_and_a_failing_one_does_not_stop_the_others():
     pending, seen = held_acks.Pending(), []
     pending.then(lambda: seen.append(1))
