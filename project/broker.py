@@ -10,8 +10,7 @@ priorities"):
 - a doorbell per queue, rung by every enqueue and requeue: an idle consumer waits for it (or for the
   next due delayed message, to the millisecond) instead of polling with backoff up to 1 s;
 - urgent messages (option `priority`, lower = more urgent) placed ahead of ordinary ones in Redis;
-- `enqueue_many`, pipelined in batches.
-
+- `enqueue_many`, pipelined in batches;
 - held acks (project/held_acks.py) that settle together sent in one call (`ack_many`).
 
 Delivery, ack, nack, dead-lettering, heartbeats and maintenance are Dramatiq's own scripts, unchanged
