@@ -98,7 +98,8 @@ class Driver:
     """One system's enqueue calls and start records; `main()` is the drivers' command line.
 
     enqueue [--single N] [--bulk M] [--keep]    time N single enqueues, then one bulk call of M jobs
-    latency --passes NAME:COUNT:GAP[,...] [--offset S]   latency passes, one after another
+    latency --passes NAME:COUNT:GAP[,...] [--offset S]   one cold send (timed as "cold"), then the
+                                                         latency passes, one after another
     """
 
     def single(self, count: int) -> dict[str, Any]:
@@ -144,6 +145,10 @@ class Driver:
         elif args.command == "latency":
             self.prepare_latency()
             time.sleep(args.offset)
+            # This process's first send opens its broker and database connections and prepares its
+            # statements. It is timed on its own ("cold") and left out of the passes, which measure
+            # a warm enqueuing process (a web process's state after its first request).
+            result["cold"] = measure_latency(self.send, self.started, count=1, gap=0)
             for spec in args.passes.split(","):
                 name, count, gap = spec.split(":")
                 result[name] = measure_latency(self.send, self.started, count=int(count), gap=float(gap))

@@ -43,6 +43,7 @@ def render(run: dict[str, Any]) -> str:
     header = ["system", "processes x threads", "drain jobs/s, median (range)", "drain vs Celery / Dramatiq",
               "enqueue single /s", "enqueue bulk /s", "enqueue single vs C / D",
               "latency ms p50/p95/p99: back to back", "0.1 s gaps", "idle worker",
+              "first send of a fresh process, ms",
               "idle CPU % (all processes)", "RSS MB per process", "Redis bytes / queued job",
               "ledger writes / job (PostgreSQL)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -73,6 +74,7 @@ def render(run: dict[str, Any]) -> str:
                     enqueue_of("dramatiq-2x8", "single") if not key.startswith("dramatiq") else None)
             if single else "—",
             _lat(result, "b2b"), _lat(result, "gap"), _lat(result, "idle"),
+            _num(result["latency"]["cold"]["max"], 1) if result.get("latency", {}).get("cold") else "—",
             f"{idle['cpu_total']:.2f} ({idle['processes']} processes)" if idle else "—",
             f"{idle['rss_mean']:.0f} (total {idle['rss_total']:.0f})" if idle.get("rss_mean") else "—",
             _num(result.get("redis_bytes_per_job")),
@@ -86,6 +88,7 @@ def render(run: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
         + f". Drain: {run['args']['jobs']:,} no-op jobs pre-queued, {run['args']['runs']} runs, from the first "
         "finished job to the last (start-up excluded). C = Celery prefork 2, D = raw Dramatiq with the same "
-        "number of processes. Latency: enqueue call → the job's recorded start, same clock."
+        "number of processes. Latency: enqueue call → the job's recorded start, same clock, from an enqueuing "
+        "process that has sent one job before (its first send, which opens connections, is the column after)."
     )
     return "\n".join(lines) + legend

@@ -275,8 +275,10 @@ def idle_phase(systems: list[System], args: argparse.Namespace, results: dict[st
         for system, process in drivers:
             out, _ = process.communicate(timeout=args.latency_idle * args.idle_gap + 300)
             line = next(line for line in reversed(out.splitlines()) if line.startswith("BENCH-RESULT "))
-            results[system.key]["latency"]["idle"] = json.loads(line[len("BENCH-RESULT "):])["idle"]
-            say(f"  {system.key} idle-worker latency {fmt_lat(results[system.key]['latency']['idle'])}")
+            passes = json.loads(line[len("BENCH-RESULT "):])
+            results[system.key]["latency"].update(idle=passes["idle"], cold=passes["cold"])
+            say(f"  {system.key} idle-worker latency {fmt_lat(results[system.key]['latency']['idle'])}; "
+                f"first send of the fresh enqueuing process {passes['cold']['max']:.1f} ms")
     finally:
         for workers in running.values():
             workers.stop()

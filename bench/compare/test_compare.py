@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import measure_latency, percentile, summary_ms
+from common import RESULT_PREFIX, Driver, measure_latency, percentile, summary_ms
 from report import render
 from systems import Celery, RawDramatiq, dramatiq_pending
 
@@ -63,6 +64,30 @@ def test_latency_is_start_minus_send_time_and_unstarted_jobs_are_counted_missing
     assert 4 < result["p50"] < 50
 
 
+def test_a_latency_command_times_the_first_send_apart_from_its_passes(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a fake system whose first job starts 30 ms after it is sent (a cold process), the rest 1 ms
+    class Fake(Driver):
+        def __init__(self) -> None:
+            self.delays: dict[str, float] = {}
+
+        def send(self) -> str:
+            token = str(len(self.delays))
+            self.delays[token] = 0.030 if token == "0" else 0.001
+            return token
+
+        def started(self, tokens: list[str]) -> dict[str, float]:
+            return {token: time.time() + self.delays[token] for token in tokens}
+
+    monkeypatch.setattr(sys, "argv", ["driver", "latency", "--passes", "b2b:3:0"])
+    # When the driver runs one latency pass of three jobs
+    Fake().main()
+    result = json.loads(capsys.readouterr().out.strip().removeprefix(RESULT_PREFIX))
+    # Then the cold first send is reported on its own and the pass holds only the three warm sends
+    assert result["cold"]["n"] == 1 and result["cold"]["max"] >= 30
+    assert result["b2b"]["n"] == 3 and result["b2b"]["max"] < 30
+
+
 def test_dramatiq_pending_counts_queued_and_unacked_messages_but_not_dead_letters(
         private_redis: RedisServer) -> None:
     client = private_redis.client()
@@ -95,7 +120,9 @@ def test_table_has_one_row_per_system_with_ratios_against_celery_and_dramatiq() 
         },
         "results": {
             "greenroom-pg": {"drain": {"runs": [900, 1000, 1100], "median": 1000, "complete": True},
-                             "enqueue_bulk": {"rate": None, "call": "n/a: none"}},
+                             "enqueue_bulk": {"rate": None, "call": "n/a: none"},
+                             "latency": {"idle": {"n": 10, "p50": 5.0, "p95": 8.0, "p99": 9.5, "max": 9.5},
+                                         "cold": {"n": 1, "p50": 14.3, "p95": 14.3, "p99": 14.3, "max": 14.3}}},
             "dramatiq-2x8": {"drain": {"runs": [4000], "median": 4000, "complete": True}},
             "celery-prefork-2": {"drain": {"runs": [500], "median": 500, "complete": True}},
         },
@@ -106,6 +133,8 @@ def test_table_has_one_row_per_system_with_ratios_against_celery_and_dramatiq() 
     assert "1,000 (900-1,100)" in rows[0]
     assert "2.00x C; 0.25x D" in rows[0]
     assert "n/a: none" in rows[0]
+    assert "| 5.0 / 8.0 / 9.5 | 14.3 |" in rows[0]  # idle worker, then the cold first send
+    assert rows[1].count("| — |") >= 4  # no latency measured: dashes, not zeros
 
 
 def test_raw_dramatiq_workers_run_stock_dramatiq_with_the_compared_counts() -> None:
