@@ -53,11 +53,15 @@ class Job(models.Model):
     # ahead of the class's ordinary ones, also when the relay or a retry publishes it again.
     # NULL: an ordinary job of its class.
     priority = models.SmallIntegerField(null=True, blank=True)
+    # Neither foreign key has an index of its own: most jobs have neither, and the partial indexes
+    # below (job_owner_created, job_retry_of) hold only the rows that do.
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     unique_key = models.CharField(max_length=200, null=True, blank=True)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     worker = models.CharField(max_length=100, blank=True, default="")  # host:pid of the last runner
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -71,9 +75,18 @@ class Job(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]
+        # Every index entry is written again by each non-HOT UPDATE (the publish mark, the claim and
+        # the finish all are), so an index that concerns few jobs holds only those: partial on the
+        # column being set, which a query `column = value` still uses (docs/architecture.md).
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["-created_at"], name="job_created"),
-            models.Index(fields=["requested_by", "-created_at"], name="job_owner_created"),
+            models.Index(
+                fields=["requested_by", "-created_at"],
+                name="job_owner_created",
+                condition=Q(requested_by__isnull=False),
+            ),
+            # Jobs re-run from this one (and SET NULL when it is deleted).
+            models.Index(fields=["retry_of"], name="job_retry_of", condition=Q(retry_of__isnull=False)),
             models.Index(fields=["task", "-created_at"], name="job_task_created"),
             # The dashboard's filters (keyset pages on created_at, pk within each).
             models.Index(fields=["status", "-created_at"], name="job_status_created"),
@@ -96,7 +109,9 @@ class Job(models.Model):
         constraints: ClassVar[list[models.BaseConstraint]] = [
             # At most one active job per unique key, enforced by the database itself.
             models.UniqueConstraint(
-                fields=["unique_key"], condition=Q(status__in=["READY", "RUNNING"]), name="job_one_active_per_key"
+                fields=["unique_key"],
+                condition=Q(status__in=["READY", "RUNNING"], unique_key__isnull=False),
+                name="job_one_active_per_key",
             ),
         ]
 
