@@ -4,6 +4,7 @@ message's ack waits for it instead (project/held_acks.py), on the real Redis bro
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -13,8 +14,8 @@ from dramatiq.middleware import CurrentMessage
 from project import held_acks
 from tests.broker.helpers import record_message
 from tests.support.runtime import hold_finish_writes, row
-from tests.support.workers import wait_for
-from workers import catalogue, ledger_writer
+from tests.support.workers import wait_for, worker_program
+from workers import catalogue, ledger_writer, services
 from workers.execution import run_job
 from workers.models import Job, JobStatus
 
@@ -135,3 +136,31 @@ def test_run_job_returns_before_the_finish_is_durable_and_the_ack_waits_for_it(b
     wait_for(acked.is_set, timeout=30, what="the held ack")
     assert row(job).status == JobStatus.SUCCESSFUL
     ledger_writer.shutdown()
+
+
+def _unacked(broker: Any, queue_name: str) -> int:
+    """Messages of `queue_name` taken by a consumer and not yet acked (Dramatiq's per-consumer sets)."""
+    keys = broker.client.scan_iter(f"{broker.namespace}:__acks__.*.{queue_name}")
+    return sum(int(broker.client.scard(key)) for key in keys)
+
+
+@pytest.mark.parametrize(("queues", "env", "taken"), [
+    (["default"], {}, 4),
+    (["default"], {"dramatiq_queue_prefetch": 2}, 2),
+    (["batch", "default"], {}, 2),
+], ids=["default", "set", "batch-worker"])
+def test_a_worker_that_holds_acks_takes_four_messages_per_thread_unless_prefetch_is_set_or_it_runs_batch(
+        start_workers, broker, tmp_path, queues, env, taken):
+    # Given six slow jobs waiting
+    jobs = [services.job_enqueue(task="testing.record", params={"path": str(tmp_path / f"{n}.txt"), "seconds": 3})
+            for n in range(6)]
+    # When a worker with one thread starts on their queue (and, for one case, on `batch` too)
+    start_workers(worker_program("one-thread", queues=queues, threads=1, **env))
+    wait_for(lambda: Job.objects.filter(status=JobStatus.RUNNING).exists(), timeout=30, what="the first job to start")
+    # Then, while its thread runs the first job, its consumer holds `taken` messages: twice Dramatiq's
+    # default of 2 per thread (a done job's ack may wait for the ledger writer), or as many as set, or
+    # Dramatiq's default on a worker that also runs long `batch` jobs
+    wait_for(lambda: _unacked(broker, jobs[0].queue) == taken, timeout=5, what=f"{taken} messages taken")
+    time.sleep(0.5)
+    assert _unacked(broker, jobs[0].queue) == taken
+    assert Job.objects.filter(status=JobStatus.RUNNING).count() == 1
