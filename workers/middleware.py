@@ -94,7 +94,7 @@ class WorkerHousekeeping(Middleware):
         # Where acks are held (project/held_acks.py), a message whose job is done stays unacked, and
         # counted against its consumer's prefetch, until the ledger writer has committed the finish:
         # with Dramatiq's default of 2 per thread the consumer stops fetching while threads are free.
-        # Twice that drained 15-20 % faster (docs/performance.md). Not for a worker on the `batch`
+        # Twice that drained 20-40 % faster (docs/performance.md). Not for a worker on the `batch`
         # queue (or on every queue): its long jobs would only hoard messages that an idle process
         # could run. Consumers are created after this hook; a set dramatiq_queue_prefetch is kept.
         queues = worker.consumer_whitelist
