@@ -284,27 +284,46 @@ def beat(running: list[Any]) -> int:
 class _RssReader:
     """This process's resident set size, read after every message: on Linux one `pread` of
     /proc/self/statm on a descriptor kept open (psutil opens, reads and closes a file each time,
-    ~10x the cost); elsewhere psutil's. Reopened in a forked child."""
+    ~10x the cost); elsewhere psutil's. Reopened in a forked child.
+
+    Worker threads read it at once: the first read of a process opens the descriptor under a lock,
+    once. Without it two threads could both reopen, and one close the descriptor the other had just
+    opened (a read failing with EBADF, or worse, the number reused meanwhile by a socket)."""
 
     def __init__(self) -> None:
         self._pid = 0
         self._fd: int | None = None
         self._process: psutil.Process | None = None
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._lock = threading.Lock()
+        # A fork while another thread held the lock would leave it held forever in the child.
+        os.register_at_fork(after_in_child=self._new_lock)
+
+    def _new_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def read(self) -> int:
         if self._pid != os.getpid():  # first use, or a forked child: its inherited descriptor reads the parent
-            self._pid, self._process = os.getpid(), psutil.Process()
-            if self._fd is not None:
-                os.close(self._fd)
-            try:
-                self._fd = os.open("/proc/self/statm", os.O_RDONLY)
-            except OSError:
-                self._fd = None
+            self._open()
         if self._fd is not None:
             return int(os.pread(self._fd, 128, 0).split()[1]) * self._page
         assert self._process is not None
         return int(self._process.memory_info().rss)
+
+    def _open(self) -> None:
+        with self._lock:
+            pid = os.getpid()
+            if self._pid == pid:  # another thread was first
+                return
+            inherited = self._fd
+            try:
+                fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+            except OSError:
+                fd = None
+            self._fd, self._process = fd, psutil.Process()
+            self._pid = pid  # last: other threads take the fast path only once `_fd` is set
+            if inherited is not None:
+                os.close(inherited)
 
 
 class MemoryCap(Middleware):
