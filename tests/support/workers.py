@@ -25,7 +25,7 @@ JOB_MODULES = ["workers.jobs", "tests.support.testjobs"]
 def database_url() -> str:
     """A DATABASE_URL for the database the tests run on (the test database, once set up)."""
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
