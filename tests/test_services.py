@@ -79,6 +79,28 @@ def test_enqueue_writes_a_ready_row_and_publishes_it(stub):
     assert queued_ids(stub, "default") == [str(job.pk)]
 
 
+def test_an_enqueued_row_holds_every_column_as_the_orm_would_have_written_it(stub, alice):
+    # job_enqueue writes its row with one prepared INSERT, not Model.save: the two must agree
+    # (JSON params, the requester, a retry link, a unique key, a priority, every default).
+    first = finish(services.job_enqueue(task="diagnostics.noop", requested_by=alice), JobStatus.FAILED)
+    params = {"kind": "permanent", "message": "échec"}
+    values = {"task": "diagnostics.fail", "queue": "default", "params": params,
+              "requested_by": alice, "unique_key": "k-1", "retry_of": first, "priority": 0}
+
+    enqueued = services.job_enqueue(task="diagnostics.fail", params=params,
+                                    requested_by=alice, unique_key="k-1", retry_of=first, priority=0)
+    by_orm = Job.objects.create(**{**values, "unique_key": "k-2"})
+
+    def stored(pk: object) -> dict[str, object]:
+        row = Job.objects.filter(pk=pk).values().get()
+        return {k: v for k, v in row.items() if k not in {"id", "created_at", "enqueued_at", "unique_key"}}
+
+    assert enqueued.requested_by == alice and enqueued.retry_of == first  # the returned object too
+    assert stored(enqueued.pk) == stored(by_orm.pk)
+    assert Job.objects.get(pk=enqueued.pk).unique_key == "k-1"
+    assert Job.objects.get(pk=enqueued.pk).created_at == enqueued.created_at
+
+
 def test_enqueue_records_an_authenticated_requester_but_not_an_anonymous_one(stub, alice):
     mine = services.job_enqueue(task="diagnostics.noop", requested_by=alice)
     anonymous = services.job_enqueue(task="diagnostics.noop", requested_by=AnonymousUser())

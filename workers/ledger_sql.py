@@ -252,6 +252,24 @@ def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
         job._state.db = connection.alias
 
 
+def insert_one(job: Job) -> None:
+    """INSERT one unsaved row (a single enqueue): one statement whose text is built once per
+    database, prepared on PostgreSQL like the claim and finish. `Model.save` compiles it anew for
+    every job, which cost more CPU than the database call (~0.4 ms of the caller's ~1.1 ms)."""
+    db = _db()
+    params = [field.get_db_prep_save(getattr(job, field.attname), db) for field in Job._meta.concrete_fields]
+    _execute(_insert_one_sql(db.vendor), params, db=db)
+    job._state.adding = False
+    job._state.db = db.alias
+
+
+@functools.cache
+def _insert_one_sql(vendor: str) -> str:
+    fields = Job._meta.concrete_fields
+    return (f"INSERT INTO {_table()} ({', '.join(_column(f.name) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))})")
+
+
 _CLAIM_RETURNS = ("id", "task", "queue", "params", "status", "attempts", "worker", "created_at", "enqueued_at",
                   "started_at", "heartbeat_at", "finished_at")
 

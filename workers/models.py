@@ -194,6 +194,13 @@ class Job(models.Model):
                                     unique_key=unique_key, priority=priority)
 
     @staticmethod
+    def insert_one(job: Job) -> None:
+        """INSERT one unsaved row (built by `new_ready`) in one prepared statement."""
+        from workers import ledger_sql
+
+        ledger_sql.insert_one(job)
+
+    @staticmethod
     def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
         """INSERT unsaved rows in one prepared statement (ON CONFLICT DO NOTHING when asked)."""
         from workers import ledger_sql

@@ -69,15 +69,11 @@ def job_enqueue(
     guard = transaction.atomic() if unique_key is not None and connection.in_atomic_block else nullcontext()
     try:
         with guard:
-            job = Job.objects.create(
-                task=spec.name,
-                queue=spec.queue,
-                params=clean,
-                requested_by=user,
-                unique_key=unique_key,
-                retry_of=retry_of,
-                priority=urgent,
-            )
+            job = Job.new_ready(task=spec.name, queue=spec.queue, params=clean, requested_by_id=None,
+                                unique_key=unique_key, priority=urgent)
+            job.requested_by = user
+            job.retry_of = retry_of
+            Job.insert_one(job)
     except IntegrityError:
         if unique_key is None:
             raise  # not the one-active-job-per-key constraint: a real error
