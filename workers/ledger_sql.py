@@ -170,23 +170,28 @@ def mark_published(job_ids: list[str], *, at: datetime) -> set[str]:
         if not unpublished.update(enqueued_at=at):
             return set()
         return {str(pk) for pk in Job.objects.filter(pk__in=job_ids, enqueued_at=at).values_list("pk", flat=True)}
-    c, db, prep_id = _column, _db(), _field("id").get_db_prep_save
-    ids = [prep_id(job_id, db) for job_id in job_ids]
-    if connection.vendor == "postgresql":
+    c, db = _column, _db()
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
         # One array parameter: one statement text for any batch size (prepared once), and no
-        # thousand-placeholder query for the client to parse.
-        matching, params = "= ANY(%s)", [ids]
+        # thousand-placeholder query for the client to parse. The ids go and come back as text:
+        # PostgreSQL parses and prints them in C, where building a uuid.UUID for each of them, both
+        # ways, was a tenth of a bulk enqueue's CPU in the caller.
+        matching, params, returning = "= ANY(%s::uuid[])", [[str(job_id) for job_id in job_ids]], f"{c('id')}::text"
     else:
-        matching, params = f"IN ({', '.join(['%s'] * len(ids))})", ids
+        prep_id = _field("id").get_db_prep_save
+        ids = [prep_id(job_id, db) for job_id in job_ids]
+        matching, params, returning = f"IN ({', '.join(['%s'] * len(ids))})", ids, c("id")
     rows = _execute(
-        hot=connection.vendor == "postgresql",
+        hot=postgresql,
         sql=f"UPDATE {_table()} SET {c('enqueued_at')} = %s "  # noqa: S608
         f"WHERE {c('id')} {matching} "
-        f"AND {_unindexed('status')} = %s AND {c('enqueued_at')} IS NULL RETURNING {c('id')}",
+        f"AND {_unindexed('status')} = %s AND {c('enqueued_at')} IS NULL RETURNING {returning}",
         params=[_prep("enqueued_at", at), *params, JobStatus.READY.value],
     )[1]
-    # PostgreSQL returns UUIDs, SQLite 32 hex digits: both read back as the canonical string.
-    return {str(uuid.UUID(str(row[0]))) for row in rows}
+    if postgresql:
+        return {row[0] for row in rows}  # the canonical form already
+    return {str(uuid.UUID(row[0])) for row in rows}  # SQLite stores 32 hex digits
 
 def new_ready(*, task: str, queue: str, params: dict[str, Any], requested_by_id: int | None,
               unique_key: str | None, priority: int | None = None) -> Job:
