@@ -216,7 +216,7 @@ def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
     ops, on_conflict = connection.ops, OnConflict.IGNORE if ignore_conflicts else None
     statement = ops.insert_statement(on_conflict=on_conflict)
     suffix = ops.on_conflict_suffix_sql(fields, on_conflict, None, None) or ""
-    head = f"{statement} {_table()} ({', '.join(_column(f.name) for f in fields)}) VALUES "
+    head = f"{statement} {_table()} ({_insert_columns(connection.vendor)}) VALUES "
     placeholders = f"({', '.join(['%s'] * len(fields))})"
     db = _db()
     # Column by column: most columns of new rows hold one value throughout (their defaults), prepared
@@ -243,7 +243,7 @@ def insert_many(jobs: list[Job], *, ignore_conflicts: bool = False) -> None:
         if connection.vendor == "postgresql" and not ignore_conflicts:
             # COPY on psycopg's own cursor: the rows stream in one command (the INSERT pipeline
             # took ~1.6x the time, bench/enqueue.py); Django's error translation still applies.
-            columns_sql = ", ".join(_column(f.name) for f in fields)
+            columns_sql = _insert_columns(connection.vendor)
             with connection.wrap_database_errors, cursor.cursor.copy(
                     f"COPY {_table()} ({columns_sql}) FROM STDIN") as copy:
                 for row in rows:
@@ -270,9 +270,14 @@ def insert_one(job: Job) -> None:
 
 @functools.cache
 def _insert_one_sql(vendor: str) -> str:
-    fields = Job._meta.concrete_fields
-    return (f"INSERT INTO {_table()} ({', '.join(_column(f.name) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))})")
+    placeholders = ", ".join(["%s"] * len(Job._meta.concrete_fields))
+    return f"INSERT INTO {_table()} ({_insert_columns(vendor)}) VALUES ({placeholders})"  # noqa: S608
+
+
+@functools.cache
+def _insert_columns(vendor: str) -> str:
+    """Every column of the job table, quoted, in the order of `Job._meta.concrete_fields`."""
+    return ", ".join(_column(f.name) for f in Job._meta.concrete_fields)
 
 
 _CLAIM_RETURNS = ("id", "task", "queue", "params", "status", "attempts", "worker", "created_at", "enqueued_at",
