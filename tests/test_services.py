@@ -6,7 +6,8 @@ import dramatiq
 import pydantic
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from project.broker import GreenroomRedisBroker
 from tests.api_fixtures import finish, queued_ids
@@ -77,6 +78,21 @@ def test_enqueue_writes_a_ready_row_and_publishes_it(stub):
     assert stored.enqueued_at is not None
     assert stored.requested_by is None
     assert queued_ids(stub, "default") == [str(job.pk)]
+
+
+def test_an_enqueue_outside_a_transaction_writes_its_row_already_marked_published(stub):
+    # One statement, one commit: the row is INSERTed with its outbox mark (enqueued_at) and sent
+    # right after, instead of an INSERT and then an UPDATE for the mark.
+    with CaptureQueriesContext(connection) as queries:
+        job = services.job_enqueue(task="diagnostics.noop")
+
+    writes = [q["sql"].split()[0].upper() for q in queries.captured_queries
+              if q["sql"].split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+    assert writes == ["INSERT"]
+    stored = Job.objects.get(pk=job.pk)
+    assert stored.enqueued_at is not None and stored.enqueued_at == job.enqueued_at
+    assert stored.created_at <= stored.enqueued_at
+    assert queued_ids(stub, "interactive") == [str(job.pk)]
 
 
 def test_an_enqueued_row_holds_every_column_as_the_orm_would_have_written_it(stub, alice):

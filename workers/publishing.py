@@ -57,11 +57,20 @@ def publish(job_or_id: Job | uuid.UUID | str) -> bool:
         job = job_or_id
     else:
         job = Job.objects.only("id", "task", "queue", "priority").get(pk=job_id)
+    job.enqueued_at = now
+    return send_marked(job)
+
+
+def send_marked(job: Job) -> bool:
+    """Send a job whose row the caller has marked published (`enqueued_at` committed, as `publish`
+    does, or written with the row by job_enqueue). Should the broker fail, the mark is undone and
+    the row left to the relay: False."""
     try:
         dramatiq.get_broker().enqueue(message_for(job))
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row to the relay
-        Job.objects.filter(pk=job_id, enqueued_at=now).update(enqueued_at=None)
-        logger.warning("job %s not published (%s: %s); the relay will retry", job_id, type(exc).__name__, exc)
+        Job.objects.filter(pk=job.pk, enqueued_at=job.enqueued_at).update(enqueued_at=None)
+        logger.warning("job %s not published (%s: %s); the relay will retry", job.pk, type(exc).__name__, exc)
+        job.enqueued_at = None
         return False
     return True
 
