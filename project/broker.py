@@ -197,6 +197,9 @@ class DoorbellConsumer(_RedisConsumer):
         self._listener: _DoorbellListener | None = None
         self._settled: list[Any] = []  # held acks whose writes settled, not yet sent
         self._settled_lock = threading.Lock()
+        # The last fetch brought fewer messages than asked for: the queue was empty then, and any
+        # message sent since rang the doorbell (its token waits). The next fetch waits for a ring.
+        self._drained = False
 
     def ack(self, message: Any) -> None:
         pending = held_acks.take(message)
@@ -256,6 +259,14 @@ class DoorbellConsumer(_RedisConsumer):
                     return proxy
                 continue
             try:
+                if self._drained:
+                    # Dramatiq fetches again at once, which would come back empty: one wasted round
+                    # trip per lone message. Listen for the doorbell instead (its `_wake` was cleared
+                    # before that fetch, so a ring since then ends the wait at once).
+                    self._drained = False
+                    self._listening(True)
+                    self._wait(self._idle_timeout())
+                    return None
                 self._wake.clear()  # before the fetch: a ring from now on ends the wait below
                 self._full = True  # (first: an ack from now on ends the wait below)
                 wanted = self.prefetch - self.outstanding_message_count
@@ -266,6 +277,8 @@ class DoorbellConsumer(_RedisConsumer):
                         self._listening(False)
                         if len(self.message_cache) >= min(wanted, self.broker._max_unpack_size()):
                             self.broker.ring_if_waiting(self.queue_name)  # more may wait: next consumer
+                        else:
+                            self._drained = True
                         continue
                     self._listening(True)
                 self._wait(self._idle_timeout())

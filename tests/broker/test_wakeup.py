@@ -7,6 +7,7 @@ wake-up path at work. These are behaviour checks with wide margins; bench/latenc
 
 from __future__ import annotations
 
+import threading
 import time
 
 from tests.broker.helpers import broker_worker, record_message, runs, wait_runs, warm_up
@@ -28,6 +29,42 @@ def test_enqueue_rings_the_doorbell_with_at_most_one_token(broker):
     # Then each queue's doorbell holds one token, and every message waits in order
     assert broker.client.lrange("dramatiq:default.bell", 0, -1) == [b"1"]
     assert broker.client.llen("dramatiq:default") == 2503
+
+
+def _evalsha_calls(broker) -> int:
+    return int(broker.client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def _next_sent_later(broker, consumer, tag: str) -> object:
+    """The consumer's next message, sent 0.2 s after it starts asking (idle, it listens by then)."""
+    later = threading.Timer(0.2, lambda: broker.enqueue(record_message(tag)))
+    later.start()
+    clock = time.monotonic()
+    message = None
+    while message is None and time.monotonic() - clock < PROMPTLY:
+        message = next(consumer)
+    later.join()
+    return message
+
+
+def test_a_consumer_that_fetched_the_last_message_waits_for_the_doorbell_instead_of_fetching_again(broker):
+    # Given a consumer (poll timeout 10 s) that was woken for a lone message and fetched it: fewer
+    # than it asked for
+    consumer = broker.consume("default", prefetch=8, timeout=SLOW_POLL_MS)
+    try:
+        first = _next_sent_later(broker, consumer, "first")
+        assert first is not None and first.args == ("first",)
+        # When it asks for the next one, and a message is sent 0.2 s later
+        calls = _evalsha_calls(broker)
+        second = _next_sent_later(broker, consumer, "second")
+        # Then it gets that message promptly, with one fetch: the doorbell, not a fetch that comes
+        # back empty, tells it to fetch (each Lua call to Redis here is the enqueue or a fetch)
+        assert second is not None and second.args == ("second",)
+        assert _evalsha_calls(broker) - calls == 2, "the enqueue and one fetch; no fetch that came back empty"
+        consumer.ack(first)
+        consumer.ack(second)
+    finally:
+        consumer.close()
 
 
 def test_delayed_message_rings_its_delay_queue(broker):
