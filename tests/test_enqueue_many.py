@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from dramatiq import Message
 
 from workers import publishing, services
@@ -188,6 +190,49 @@ def test_a_broker_failure_leaves_the_rows_to_the_relay(db, broker, monkeypatch):
     monkeypatch.undo()
     assert publishing.relay_unpublished(grace=0) == 5
     assert _queued_ids(broker, "interactive") == {str(job.pk) for job in outcome.jobs}
+
+
+def test_outside_a_transaction_the_rows_are_written_marked_and_no_mark_update_follows(db, broker):
+    # One INSERT (COPY on PostgreSQL) per batch and no UPDATE: the rows carry their outbox mark
+    with CaptureQueriesContext(connection) as queries:
+        outcome = services.job_enqueue_many(task=NOOP, params_list=[{}] * 5)
+
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert "UPDATE" not in statements
+    marks = set(Job.objects.values_list("enqueued_at", flat=True))
+    assert len(marks) == 1 and None not in marks
+    assert _queued_ids(broker, "interactive") == {str(job.pk) for job in outcome.jobs}
+
+
+def test_a_failed_batch_of_marked_rows_unmarks_it_and_every_later_batch(db, broker, monkeypatch):
+    # Given 6 rows written already marked, published in batches of 2 by a broker that fails the second
+    at = timezone.now()
+    jobs = [Job.new_ready(task=NOOP, queue="interactive", params={}, requested_by_id=None, unique_key=None)
+            for _ in range(6)]
+    for job in jobs:
+        job.enqueued_at = at
+    Job.insert_many(jobs)
+    real, calls = broker.enqueue_many, []
+
+    def second_fails(messages, **options):
+        calls.append(len(messages))
+        if len(calls) == 2:
+            raise ConnectionError("redis went away")
+        return real(messages, **options)
+
+    monkeypatch.setattr(broker, "enqueue_many", second_fails)
+
+    # When they are published
+    sent = publishing.publish_many(jobs, batch=2, marked_at=at)
+
+    # Then the first batch is sent and keeps its mark; the others are left to the relay, unmarked
+    assert sent == 2 and calls == [2, 2]
+    assert _queued_ids(broker, "interactive") == {str(job.pk) for job in jobs[:2]}
+    unmarked = set(Job.objects.filter(enqueued_at__isnull=True).values_list("pk", flat=True))
+    assert unmarked == {job.pk for job in jobs[2:]}
+    monkeypatch.undo()
+    assert publishing.relay_unpublished(grace=0) == 4
+    assert _queued_ids(broker, "interactive") == {str(job.pk) for job in jobs}
 
 
 def test_a_cancelled_job_is_not_published(db, broker):

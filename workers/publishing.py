@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dramatiq
 from django.db.models import Q
@@ -75,7 +75,7 @@ def send_marked(job: Job) -> bool:
     return True
 
 
-def publish_many(jobs: Sequence[Job], *, batch: int = PUBLISH_BATCH) -> int:
+def publish_many(jobs: Sequence[Job], *, batch: int = PUBLISH_BATCH, marked_at: datetime | None = None) -> int:
     """Publish many READY, unpublished jobs in batches; returns how many were sent.
 
     Per batch: one UPDATE marks the rows published and returns the ids it marked (a row already
@@ -83,14 +83,18 @@ def publish_many(jobs: Sequence[Job], *, batch: int = PUBLISH_BATCH) -> int:
     pipelined `broker.enqueue_many` sends their messages (a plain `enqueue` loop on a broker
     without it). Should a batch fail, its marks are undone and this call stops: that batch and the
     rest stay unpublished for the relay. `jobs` need `pk`, `task`, `queue` and `priority` loaded.
+
+    `marked_at`: the rows were written already marked, `enqueued_at` = `marked_at` (job_enqueue_many
+    outside a transaction): no UPDATE per batch; should a batch fail, the marks of that batch and of
+    every later one are undone.
     """
     broker = dramatiq.get_broker()
     send_many = getattr(broker, "enqueue_many", None)
     sent = 0
     for first in range(0, len(jobs), batch):
         chunk = {str(job.pk): job for job in jobs[first : first + batch]}
-        now = timezone.now()
-        marked = Job.mark_published(list(chunk), at=now)
+        now = marked_at or timezone.now()
+        marked = set(chunk) if marked_at is not None else Job.mark_published(list(chunk), at=now)
         messages = [message_for(chunk[job_id]) for job_id in chunk if job_id in marked]
         if not messages:
             continue
@@ -101,7 +105,9 @@ def publish_many(jobs: Sequence[Job], *, batch: int = PUBLISH_BATCH) -> int:
                 for message in messages:
                     broker.enqueue(message)
         except Exception as exc:  # noqa: BLE001 - any broker failure leaves the rows to the relay
-            Job.objects.filter(pk__in=list(marked), enqueued_at=now).update(enqueued_at=None)
+            unsent = list(marked) if marked_at is None else [str(job.pk) for job in jobs[first:]]
+            for ids in range(0, len(unsent), batch):
+                Job.objects.filter(pk__in=unsent[ids : ids + batch], enqueued_at=now).update(enqueued_at=None)
             logger.warning("%d job(s) not published (%s: %s); the relay will retry", len(jobs) - sent,
                            type(exc).__name__, exc)
             break

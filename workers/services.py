@@ -183,6 +183,13 @@ def job_enqueue_many(
         if key is not None:
             keyed[key] = job
         rows.append((index, job))
+    # As in job_enqueue: outside a transaction the rows are written already marked published and
+    # sent right after the commit (no mark UPDATE per batch). A crash before every batch is sent
+    # leaves the unsent rows to republish_lost, not to the relay (docs/architecture.md, "Statements").
+    marked_at = timezone.now() if not conf.get().eager and not _in_transaction() else None
+    if marked_at is not None:
+        for _, job in rows:
+            job.enqueued_at = marked_at
     with transaction.atomic():
         jobs: list[Job] = []
         for first in range(0, len(rows), ENQUEUE_BATCH):
@@ -201,7 +208,7 @@ def job_enqueue_many(
 
         _after_commit(run_now)
     elif jobs:
-        _after_commit(lambda: publishing.publish_many(jobs))
+        _after_commit(lambda: publishing.publish_many(jobs, marked_at=marked_at))
     return EnqueuedMany(jobs=jobs, duplicates=duplicates)
 
 
