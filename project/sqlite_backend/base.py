@@ -3,7 +3,7 @@
 SQLite has one write lock per database. A writer that finds it taken calls SQLite's busy handler,
 which sleeps 1, 2, 5, 10, 15, 20, 25 … ms between tries: a claim that misses the lock three times has
 lost 8 ms, four times 18 ms, although the lock is held for well under a millisecond at a time (the
-caller's INSERT and publish mark, and every worker's claims and finishes, take turns). This backend
+callers' INSERTs, and every worker's claims and finishes, take turns). This backend
 turns SQLite's handler off once the connection is set up and retries a statement that found the lock
 taken itself, every BUSY_STEP_MIN..BUSY_STEP_MAX seconds, for as long as the `timeout` option
 (seconds, as for sqlite3.connect) allows.
